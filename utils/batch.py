@@ -18,7 +18,8 @@ class View:
 
     def to(self, device: torch.device | str) -> View:
         return replace(
-            self, **{f.name: getattr(self, f.name).to(device, non_blocking=True) for f in fields(self)}
+            self,
+            **{f.name: getattr(self, f.name).to(device, non_blocking=True) for f in fields(self)},
         )
 
 

@@ -1,0 +1,122 @@
+"""MMERModel: output shapes, padding invariance, gradient flow, modality switches."""
+
+import dataclasses
+
+import pytest
+import torch
+
+from models.config import ConfigError, MMERConfig
+from models.mmer import MMERModel
+
+from .conftest import random_batch, random_view
+
+
+def test_output_shapes_and_dtypes(tiny_config, batch):
+    torch.manual_seed(0)
+    model = MMERModel(tiny_config).eval()
+    out = model(batch.view)
+    b = len(batch)
+    frames = model.audio_encoder._get_feat_extract_output_lengths(torch.tensor(16000)).item()
+    assert out.logits.shape == (b, 4) and out.logits.dtype == torch.float32
+    assert out.features.shape == (b, 64 + 32)  # [audio_dim ; hidden]
+    assert out.ctc_logits.shape == (b, frames, 32)
+    # frame lengths come from the conv arithmetic on the true sample counts
+    expected = model.audio_encoder._get_feat_extract_output_lengths(batch.view.audio_lengths)
+    assert torch.equal(out.frame_lengths, expected) and out.frame_lengths.dtype == torch.int64
+
+
+def test_fusion_is_padding_invariant_given_the_same_frames(tiny_config):
+    torch.manual_seed(0)
+    model = MMERModel(tiny_config).eval()
+    frames = torch.randn(3, 40, 64)
+    frame_lengths = torch.tensor([40, 25, 9])
+    view = random_view(tokens=(7, 4, 2))
+    full = model.fuse(frames, frame_lengths, view.text, view.text_mask)
+    for i in range(3):
+        n, t = frame_lengths[i], int(view.text_mask[i].sum())
+        alone = model.fuse(
+            frames[i : i + 1, :n],
+            frame_lengths[i : i + 1],
+            view.text[i : i + 1, :t],
+            view.text_mask[i : i + 1, :t],
+        )
+        torch.testing.assert_close(alone.logits[0], full.logits[i], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(alone.features[0], full.features[i], atol=1e-5, rtol=1e-5)
+
+
+def test_gradients_reach_every_trainable_parameter_and_not_the_cnn(tiny_config, batch):
+    torch.manual_seed(0)
+    cfg = dataclasses.replace(tiny_config, audio_encoder_overrides={"layerdrop": 0.0})
+    model = MMERModel(cfg).train()
+    model.compute_objectives(batch).loss.backward()
+    cnn = {
+        n for n, _ in model.named_parameters() if n.startswith("audio_encoder.feature_extractor.")
+    }
+    assert cnn, "the CNN feature encoder should exist"
+    for name, p in model.named_parameters():
+        if name in cnn:
+            assert not p.requires_grad and p.grad is None, name
+        elif name == "audio_encoder.masked_spec_embed":
+            continue  # only used by SpecAugment, which MMER turns off
+        else:
+            assert p.grad is not None and p.grad.abs().sum() > 0, f"no gradient for {name}"
+
+
+def test_objectives_follow_the_switches(tiny_config, batch):
+    torch.manual_seed(0)
+    full = MMERModel(tiny_config).compute_objectives(batch)
+    assert set(full.parts()) == {"loss", "ce", "ctc", "scl", "acl"}
+    expected = full.ce + 0.1 * (full.ctc + full.scl + full.acl)
+    torch.testing.assert_close(full.loss, expected)
+
+    for switch, gone in (("use_ctc", "ctc"), ("use_scl", "scl"), ("use_acl", "acl")):
+        cfg = dataclasses.replace(tiny_config, **{switch: False})
+        parts = MMERModel(cfg).compute_objectives(batch).parts()
+        assert gone not in parts and "ce" in parts
+
+    no_aug = MMERModel(tiny_config).compute_objectives(random_batch(augmented=False))
+    assert no_aug.acl is None  # the augmented pass needs an augmented view
+
+
+def test_audio_only_and_text_only_ablations(tiny_config):
+    batch = random_batch()
+    audio = MMERModel(dataclasses.replace(tiny_config, modalities="audio"))
+    assert not hasattr(audio, "text_self_attention") and audio.feature_dim == 64
+    out = audio(batch.view)
+    assert out.logits.shape == (3, 4)
+    # the text path is unused: changing the text changes nothing
+    batch.view.text.normal_()
+    torch.testing.assert_close(audio.eval()(batch.view).logits, audio(batch.view).logits)
+
+    text = MMERModel(dataclasses.replace(tiny_config, modalities="text"))
+    assert not hasattr(text, "audio_encoder") and text.feature_dim == 32
+    objectives = text.compute_objectives(batch)
+    assert objectives.ctc is None and objectives.output.ctc_logits is None
+
+
+def test_text_projection_only_when_widths_differ(tiny_config):
+    same = MMERModel(tiny_config)
+    assert isinstance(same.text_proj, torch.nn.Identity)
+    other = MMERModel(dataclasses.replace(tiny_config, text_dim=24))
+    assert other.text_proj.in_features == 24
+    assert other(random_view(text_dim=24)).logits.shape == (3, 4)
+
+
+def test_eager_and_sdpa_attention_agree(tiny_config, batch):
+    torch.manual_seed(0)
+    sdpa = MMERModel(tiny_config).eval()
+    eager = MMERModel(dataclasses.replace(tiny_config, attention_implementation="eager")).eval()
+    eager.load_state_dict(sdpa.state_dict())
+    torch.testing.assert_close(
+        eager(batch.view).logits, sdpa(batch.view).logits, atol=1e-5, rtol=1e-4
+    )
+
+
+def test_config_rejects_unknown_keys_and_wrong_types():
+    with pytest.raises(ConfigError, match="unknown key.*hiden_size.*Valid keys"):
+        MMERConfig.from_dict({"hiden_size": 3})
+    with pytest.raises(ConfigError, match="lambda_aux must be float"):
+        MMERConfig.from_dict({"lambda_aux": "0.1"})
+    with pytest.raises(ConfigError, match="modalities"):
+        MMERConfig.from_dict({"modalities": "video"})
+    assert MMERConfig.from_dict({"lambda_aux": 1}).lambda_aux == 1.0
