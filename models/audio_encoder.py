@@ -67,6 +67,8 @@ def build_audio_encoder(config: MMERConfig) -> nn.Module:
         )
     if config.freeze_feature_encoder:
         encoder.freeze_feature_encoder()
+    if not config.apply_spec_augment and getattr(encoder, "masked_spec_embed", None) is not None:
+        encoder.masked_spec_embed.requires_grad_(False)  # only SpecAugment uses it
     return encoder
 
 

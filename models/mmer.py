@@ -147,7 +147,14 @@ class MMERModel(nn.Module):
         features = torch.cat(pooled, dim=-1)
         return MMEROutput(self.classifier(features), features, ctc_logits, frame_lengths)
 
-    def forward(self, view: View) -> MMEROutput:
+    def forward(self, inputs: View | Batch) -> MMEROutput | Objectives:
+        """A View gives predictions (`MMEROutput`); a training Batch gives its `Objectives`.
+
+        (Training goes through forward too so that DistributedDataParallel sees the call.)
+        """
+        if isinstance(inputs, Batch):
+            return self.compute_objectives(inputs)
+        view = inputs
         frames = frame_lengths = None
         if self.config.uses_audio:
             frames, frame_lengths = self.encode_audio(view.audio, view.audio_lengths)

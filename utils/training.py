@@ -1,0 +1,491 @@
+"""Leave-one-session-out MMER training: folds, the epoch loop, model selection, resume.
+
+    results = run_loso(load_experiment("configs/mmer.yaml"), "exp/mmer")
+
+Layout of a run directory (`save_path`):
+    config.yaml                effective experiment (with the CLI overrides) + its hash
+    fold<k>/state.pt           resumable training state (model, optimizer, epoch, sampler, RNG)
+    fold<k>/best/              selected model: model.safetensors + config.json (infer.sh loads it)
+    fold<k>/log.jsonl          one JSON line per epoch
+    fold<k>/result.json        test metrics of the selected model (marks the fold as done)
+    fold<k>/predictions.csv    per-utterance predictions on the held-out session
+    fold<k>/confusion.png
+    tb/fold<k>/                TensorBoard scalars
+    results.json, results.md, confusion_pooled.png
+Re-running the same command resumes: finished folds are read back, an unfinished fold
+continues from its last saved state (end of epoch, or every `save_every_steps` steps).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.model_selection import train_test_split
+from tqdm import tqdm
+
+from models.checkpoint import load_model, safe_torch_load, save_model
+from models.mmer import MMERModel
+from utils.data import MMERDataset, build_loader, set_epoch
+from utils.distributed import DistContext, any_true, barrier, gather_predictions
+from utils.evaluation import Predictions, predict
+from utils.experiment import Experiment
+from utils.io import atomic_path, write_json_atomic, write_text_atomic
+from utils.manifest import loso_split, read_manifest
+from utils.metrics import compute_metrics, summarize_folds
+from utils.precision import autocast, resolve_precision
+from utils.reporting import plot_confusion, write_predictions_csv, write_results_md
+
+PROTOCOL_NOTES = {
+    "val": "best epoch by UA on a stratified validation split of the training sessions; "
+    "the test session is used once, at the end",
+    "heldout": "best epoch by UA on the test session itself (the published protocol; "
+    "optimistic, for reproduction only)",
+    "last": "the model after the last epoch",
+}
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (e.g. too many non-finite losses)."""
+
+
+class Interrupted(Exception):
+    """Ctrl-C / SIGTERM: the state was saved; re-running the same command resumes."""
+
+
+@dataclass
+class FoldState:
+    """Everything needed to continue a fold exactly where it stopped."""
+
+    epoch: int = 0  # epoch in progress (or next to start)
+    batches_done: int = 0  # batches of `epoch` already trained on
+    optimizer_steps: int = 0
+    bad_steps: int = 0
+    best_ua: float = -1.0
+    best_epoch: int = -1
+    running: dict[str, float] = field(default_factory=dict)  # sums of loss parts this epoch
+    running_count: int = 0
+
+
+# -- entry point ---------------------------------------------------------------------------
+def run_loso(
+    exp: Experiment,
+    save_path: str | Path,
+    ctx: DistContext | None = None,
+    device: torch.device | None = None,
+) -> dict:
+    """Train and test every fold in `exp.train.sessions`; write and return results.json's content."""
+    ctx = ctx or DistContext()
+    device = device or torch.device("cpu")
+    save_path = Path(save_path)
+    _write_effective_config(exp, save_path, ctx)
+    skipped: list[tuple[str, str]] = []
+    manifest = read_manifest(exp.data.csv_path, on_bad_input=exp.data.on_bad_input, skipped=skipped)
+    folds = {}
+    for session in exp.train.sessions:
+        fold_dir = save_path / f"fold{session}"
+        done = fold_dir / "result.json"
+        if done.exists():
+            _log(ctx, f"fold {session}: already done ({done}), reading it back")
+            folds[session] = json.loads(done.read_text())
+            continue
+        folds[session] = FoldTrainer(
+            exp, manifest, session, fold_dir, ctx, device, save_path / "tb"
+        ).run()
+    results = _summarize(exp, folds, save_path, skipped)
+    if ctx.is_main:
+        write_json_atomic(save_path / "results.json", results)
+        print(write_results_md(results, save_path / "results.md"))
+        _log(ctx, f"results: {save_path / 'results.json'}, {save_path / 'results.md'}")
+    barrier(ctx)
+    return results
+
+
+# -- one fold ------------------------------------------------------------------------------
+class FoldTrainer:
+    def __init__(
+        self,
+        exp: Experiment,
+        manifest: pd.DataFrame,
+        session: int,
+        fold_dir: Path,
+        ctx: DistContext,
+        device: torch.device,
+        tb_dir: Path,
+    ):
+        self.exp, self.session, self.dir, self.ctx, self.device = (
+            exp,
+            session,
+            fold_dir,
+            ctx,
+            device,
+        )
+        self.precision = resolve_precision(exp.train.precision, device)
+        self.tb_dir = tb_dir / f"fold{session}"
+        t, d = exp.train, exp.data
+        train_rows, test_rows = loso_split(manifest, session)
+        select_rows = None
+        if t.selection == "val":
+            train_rows, select_rows = train_test_split(
+                train_rows,
+                test_size=t.val_fraction,
+                random_state=t.seed,
+                stratify=train_rows["label"],
+            )
+        elif t.selection == "heldout":
+            select_rows = test_rows
+
+        common = dict(
+            text_dim=exp.model.text_dim,
+            max_audio_samples=d.max_audio_samples,
+            seed=t.seed,
+            on_bad_input=d.on_bad_input,
+            cache_audio=d.cache_audio,
+            log=lambda msg: _log(ctx, f"fold {session}: {msg}"),
+        )
+        self.train_set = MMERDataset(
+            train_rows, d.audio_dir, d.text_dir, training=True, augment=exp.model.use_acl,
+            aug_text_dir=d.augmented_text_dir, aug_audio_dir=d.augmented_audio_dir, **common,
+        )  # fmt: skip
+        self.test_set = MMERDataset(test_rows, d.audio_dir, d.text_dir, **common)
+        self.select_set = None
+        if t.selection == "val":
+            self.select_set = MMERDataset(select_rows, d.audio_dir, d.text_dir, **common)
+        elif t.selection == "heldout":
+            self.select_set = self.test_set
+        shard = dict(num_replicas=ctx.world_size, rank=ctx.rank, pad_quantum=d.pad_quantum)
+        self.train_loader = build_loader(
+            self.train_set,
+            t.batch_size,
+            bucket=d.bucket,
+            seed=t.seed,
+            num_workers=t.num_workers,
+            **shard,
+        )
+        self.eval_loaders = {
+            name: build_loader(ds, t.eval_batch_size, num_workers=t.num_workers, **shard)
+            for name, ds in (("select", self.select_set), ("test", self.test_set))
+            if ds is not None
+        }
+
+        torch.manual_seed(t.seed)  # identical initial weights on every rank and every run
+        self.model = MMERModel(exp.model).to(device)
+        self.optimizer = torch.optim.AdamW(
+            [p for p in self.model.parameters() if p.requires_grad],
+            lr=t.lr,
+            weight_decay=t.weight_decay,
+        )
+        self.ddp = self.model
+        if ctx.enabled:
+            cfg = exp.model
+            all_heads_used = (
+                cfg.ctc_enabled and cfg.use_scl and cfg.use_acl and cfg.modalities == "both"
+            )
+            self.ddp = torch.nn.parallel.DistributedDataParallel(
+                self.model,
+                device_ids=[device.index] if device.type == "cuda" else None,
+                find_unused_parameters=not all_heads_used,
+            )
+        self.state = FoldState()
+        self._stop_requested = False
+
+    # -- state ---------------------------------------------------------------------------------
+    @property
+    def state_path(self) -> Path:
+        return self.dir / "state.pt"
+
+    def save_state(self) -> None:
+        if not self.ctx.is_main:
+            return
+        payload = {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "fold": vars(self.state),
+            "torch_rng": torch.get_rng_state(),
+            "config_hash": self.exp.hash(),
+        }
+        with atomic_path(self.state_path) as tmp:
+            torch.save(payload, tmp)
+
+    def load_state(self) -> bool:
+        if not self.state_path.exists():
+            return False
+        payload = safe_torch_load(self.state_path)
+        if payload.get("config_hash") != self.exp.hash():
+            raise TrainingError(
+                f"{self.state_path} belongs to a run with another configuration; use a new "
+                "--save_path (or --no-resume to start this fold over)"
+            )
+        self.model.load_state_dict(payload["model"])
+        self.optimizer.load_state_dict(payload["optimizer"])
+        self.state = FoldState(**payload["fold"])
+        torch.set_rng_state(payload["torch_rng"])
+        return True
+
+    # -- loop ----------------------------------------------------------------------------------
+    def run(self) -> dict:
+        t = self.exp.train
+        self.dir.mkdir(parents=True, exist_ok=True)
+        if self.load_state():
+            _log(self.ctx, f"fold {self.session}: resuming at epoch {self.state.epoch + 1}, "
+                 f"batch {self.state.batches_done}")  # fmt: skip
+        _log(self.ctx, f"fold {self.session}: train {len(self.train_set)}, "
+             f"{t.selection} selection, test {len(self.test_set)} utterances; "
+             f"device {self.device}, precision {self.precision}")  # fmt: skip
+        writer = _tensorboard(self.tb_dir) if self.ctx.is_main else None
+        with _stop_on_signals(self):
+            while self.state.epoch < t.epochs:
+                losses = self.train_epoch()
+                record = {
+                    "epoch": self.state.epoch + 1,
+                    "train": losses,
+                    "optimizer_steps": self.state.optimizer_steps,
+                }
+                if "select" in self.eval_loaders:
+                    metrics = self.evaluate("select").metrics()
+                    record[t.selection] = _brief(metrics)
+                    if metrics["ua"] > self.state.best_ua:
+                        self.state.best_ua, self.state.best_epoch = (
+                            metrics["ua"],
+                            self.state.epoch + 1,
+                        )
+                        if self.ctx.is_main:
+                            save_model(self.model, self.dir / "best")
+                self.state.epoch += 1
+                self.state.batches_done = 0
+                self.state.running, self.state.running_count = {}, 0
+                if self.ctx.is_main:
+                    _append_jsonl(self.dir / "log.jsonl", record)
+                    _log_scalars(writer, record)
+                self.save_state()  # after the best model: a kill in between redoes the epoch end
+                barrier(self.ctx)
+        if t.selection == "last" and self.ctx.is_main:
+            self.state.best_epoch = t.epochs
+            save_model(self.model, self.dir / "best")
+        barrier(self.ctx)
+        if writer is not None:
+            writer.close()
+        return self.test()
+
+    def train_epoch(self) -> dict[str, float]:
+        t, s = self.exp.train, self.state
+        set_epoch(self.train_loader, s.epoch)
+        self.train_loader.batch_sampler.load_state_dict(
+            {"epoch": s.epoch, "batches_consumed": s.batches_done}
+        )
+        n_batches = len(self.train_loader.batch_sampler)
+        self.ddp.train()
+        window_bad = False
+        bar = tqdm(
+            total=n_batches, initial=s.batches_done, desc=f"fold {self.session} epoch {s.epoch + 1}/{t.epochs}",
+            disable=not self.ctx.is_main, dynamic_ncols=True, leave=False,
+        )  # fmt: skip
+        for batch in self.train_loader:
+            i = s.batches_done
+            step_now = (i + 1) % t.accum_iter == 0 or i + 1 == n_batches
+            sync = (
+                contextlib.nullcontext() if step_now or not self.ctx.enabled else self.ddp.no_sync()
+            )
+            with sync:
+                with autocast(self.device, self.precision):
+                    objectives = self.ddp(batch.to(self.device))
+                bad = any_true(not torch.isfinite(objectives.loss).item(), self.ctx)
+                (objectives.loss / t.accum_iter).backward()
+            if bad:
+                window_bad = True
+                s.bad_steps += 1
+                _log(self.ctx, f"fold {self.session}: non-finite loss at epoch {s.epoch + 1} batch {i + 1} "
+                     f"({s.bad_steps} so far); its accumulation window is skipped")  # fmt: skip
+                if s.bad_steps > t.max_bad_steps:
+                    raise TrainingError(
+                        f"more than {t.max_bad_steps} non-finite losses; check the data (NaN in "
+                        "embeddings or audio?) or lower the learning rate"
+                    )
+            else:
+                for k, v in objectives.parts().items():
+                    s.running[k] = s.running.get(k, 0.0) + v
+                s.running_count += 1
+            s.batches_done += 1
+            if step_now:
+                if not window_bad:
+                    self.optimizer.step()
+                    s.optimizer_steps += 1
+                self.optimizer.zero_grad(set_to_none=True)
+                window_bad = False
+                if (
+                    t.save_every_steps
+                    and s.optimizer_steps % t.save_every_steps == 0
+                    and s.batches_done < n_batches
+                ):
+                    self.save_state()
+                if self._stop_requested:
+                    self.save_state()
+                    raise Interrupted(
+                        f"stopped at epoch {s.epoch + 1}, batch {s.batches_done}; state saved"
+                    )
+            bar.update(1)
+            bar.set_postfix({k: f"{v / max(1, s.running_count):.3f}" for k, v in s.running.items()})
+        bar.close()
+        return {k: v / max(1, s.running_count) for k, v in s.running.items()}
+
+    def evaluate(self, which: str) -> Predictions:
+        preds = predict(self.model, self.eval_loaders[which], self.device, self.precision)
+        return gather_predictions(preds, self.ctx)
+
+    def test(self) -> dict:
+        """Test the selected model on the held-out session; write the fold's outputs."""
+        best = load_model(self.dir / "best", device=self.device)
+        self.model.load_state_dict(best.state_dict())
+        preds = self.evaluate("test")
+        metrics = preds.metrics()
+        result = {
+            "session": self.session,
+            "test": metrics,
+            "best_epoch": self.state.best_epoch,
+            "selection": self.exp.train.selection,
+            "selection_ua": self.state.best_ua if self.exp.train.selection != "last" else None,
+            "non_finite_steps": self.state.bad_steps,
+            "skipped": [list(x) for x in self.train_set.skipped + self.test_set.skipped],
+        }
+        if self.ctx.is_main:
+            write_predictions_csv(preds, self.dir / "predictions.csv")
+            plot_confusion(metrics["confusion"], self.dir / "confusion.png",
+                           f"Session {self.session} (UA {100 * metrics['ua']:.1f})")  # fmt: skip
+            write_json_atomic(self.dir / "result.json", result)
+            _log(self.ctx, f"fold {self.session}: test WA {metrics['wa']:.4f} UA {metrics['ua']:.4f} "
+                 f"F1 {metrics['macro_f1']:.4f} (epoch {self.state.best_epoch})")  # fmt: skip
+        barrier(self.ctx)
+        return result
+
+
+# -- helpers -------------------------------------------------------------------------------
+def _summarize(exp: Experiment, folds: dict, save_path: Path, skipped: list) -> dict:
+    fold_metrics = [f["test"] for f in folds.values()]
+    pooled_cm = np.sum([np.asarray(m["confusion"]) for m in fold_metrics], axis=0)
+    y_true = np.repeat(np.arange(len(pooled_cm)), pooled_cm.sum(axis=1))
+    y_pred = np.concatenate([np.repeat(np.arange(len(row)), row) for row in pooled_cm])
+    pooled = compute_metrics(y_true, y_pred, len(pooled_cm))
+    plot_confusion(pooled["confusion"], save_path / "confusion_pooled.png",
+                   f"All folds pooled (UA {100 * pooled['ua']:.1f})")  # fmt: skip
+    return {
+        "protocol": exp.train.selection,
+        "protocol_note": PROTOCOL_NOTES[exp.train.selection],
+        "config_hash": exp.hash(),
+        "folds": {str(k): v for k, v in folds.items()},
+        "mean": summarize_folds(fold_metrics),
+        "pooled": pooled,
+        "skipped_manifest_rows": [list(x) for x in skipped],
+        "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+
+
+def _write_effective_config(exp: Experiment, save_path: Path, ctx: DistContext) -> None:
+    path = save_path / "config.yaml"
+    text = f"# config hash {exp.hash()}\n{exp.to_yaml()}"
+    if path.exists():
+        old = path.read_text(encoding="utf-8").splitlines()[0]
+        if old != text.splitlines()[0]:
+            raise TrainingError(
+                f"{save_path} holds a run with another configuration ({old}); use a new "
+                "--save_path, or delete it to start over"
+            )
+    if ctx.is_main:
+        write_text_atomic(path, text)
+
+
+def _brief(metrics: dict) -> dict:
+    return {k: round(metrics[k], 5) for k in ("wa", "ua", "macro_f1")}
+
+
+def _append_jsonl(path: Path, record: dict) -> None:
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def _tensorboard(path: Path) -> Any:
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard is optional at run time
+        return None
+    return SummaryWriter(str(path))
+
+
+def _log_scalars(writer: Any, record: dict) -> None:
+    if writer is None:
+        return
+    for group, values in record.items():
+        if isinstance(values, dict):
+            for k, v in values.items():
+                writer.add_scalar(f"{group}/{k}", v, record["epoch"])
+    writer.flush()
+
+
+def _log(ctx: DistContext, msg: str) -> None:
+    if ctx.is_main:
+        tqdm.write(msg)
+
+
+@contextlib.contextmanager
+def _stop_on_signals(trainer: FoldTrainer):
+    """First Ctrl-C / SIGTERM: finish the current optimizer step, save, stop. Second: stop now."""
+
+    def request_stop(signum, frame):
+        if trainer._stop_requested:
+            raise KeyboardInterrupt
+        trainer._stop_requested = True
+        _log(trainer.ctx, "stopping after this optimizer step (press Ctrl-C again to abort now)")
+
+    try:
+        previous = {
+            sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)
+        }
+    except ValueError:  # not the main thread: leave signals alone
+        previous = {}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def merge_runs(run_dirs: list[Path], save_path: Path) -> dict:
+    """Combine folds trained as separate jobs (`--sessions k` each) into one results table.
+
+    All runs must share the configuration (same hash); each fold may appear only once.
+    """
+    from utils.experiment import load_experiment
+
+    exps = {d: load_experiment(d / "config.yaml") for d in run_dirs}
+    hashes = {e.hash() for e in exps.values()}
+    if len(hashes) != 1:
+        raise TrainingError(
+            f"runs have different configurations ({sorted(hashes)}); refusing to merge"
+        )
+    folds: dict[int, dict] = {}
+    for d in run_dirs:
+        for result in sorted(d.glob("fold[1-5]/result.json")):
+            fold = json.loads(result.read_text())
+            if fold["session"] in folds:
+                raise TrainingError(
+                    f"fold {fold['session']} appears in more than one run ({result})"
+                )
+            folds[fold["session"]] = fold
+    if not folds:
+        raise TrainingError(
+            f"no finished folds (fold*/result.json) under {[str(d) for d in run_dirs]}"
+        )
+    exp = next(iter(exps.values()))
+    save_path.mkdir(parents=True, exist_ok=True)
+    results = _summarize(exp, dict(sorted(folds.items())), save_path, [])
+    results["merged_from"] = [str(d) for d in run_dirs]
+    write_json_atomic(save_path / "results.json", results)
+    print(write_results_md(results, save_path / "results.md"))
+    return results
