@@ -29,7 +29,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.model_selection import train_test_split
 from tqdm import tqdm
 
 from models.checkpoint import load_model, safe_torch_load, save_model
@@ -134,12 +133,7 @@ class FoldTrainer:
         train_rows, test_rows = loso_split(manifest, session)
         select_rows = None
         if t.selection == "val":
-            train_rows, select_rows = train_test_split(
-                train_rows,
-                test_size=t.val_fraction,
-                random_state=t.seed,
-                stratify=train_rows["label"],
-            )
+            train_rows, select_rows = validation_split(train_rows, t.val_fraction, t.seed)
         elif t.selection == "heldout":
             select_rows = test_rows
 
@@ -367,6 +361,23 @@ class FoldTrainer:
 
 
 # -- helpers -------------------------------------------------------------------------------
+def validation_split(rows: pd.DataFrame, fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Stratified, seeded split of the training sessions: (train, validation).
+
+    Each class gives round(fraction * n) utterances, at least one when it has two or more,
+    so every class is represented in model selection even on small corpora.
+    """
+    rng = np.random.default_rng(seed)
+    val_idx = []
+    for _, group in rows.groupby("label", sort=True):
+        n = len(group)
+        k = max(1, round(fraction * n)) if n >= 2 else 0
+        val_idx += rng.choice(group.index.to_numpy(), size=k, replace=False).tolist()
+    val = rows.loc[sorted(val_idx)]
+    return rows.drop(index=val.index).reset_index(drop=True), val.reset_index(drop=True)
+
+
+
 def _summarize(exp: Experiment, folds: dict, save_path: Path, skipped: list) -> dict:
     fold_metrics = [f["test"] for f in folds.values()]
     pooled_cm = np.sum([np.asarray(m["confusion"]) for m in fold_metrics], axis=0)
