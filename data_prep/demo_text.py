@@ -97,7 +97,7 @@ EMOTION_SHARE = 0.5  # share of sentences with an emotion phrase
 
 
 def make_sentence(
-    label: str, rng: np.random.Generator, min_words: int = 3, max_words: int = 12
+    label: str, rng: np.random.Generator, min_words: int = 3, max_words: int = 16
 ) -> str:
     """A sentence for class `label` ('xxx' etc. get filler only) with a class-independent length."""
     target = int(rng.integers(min_words, max_words + 1))

@@ -42,10 +42,10 @@ SAMPLE_RATE = 16000
 CLASSES = ("hap", "ang", "neu", "sad")
 # espeak-ng settings per class: pitch (-p, 0-99), SSML pitch range, rate (-s, words/min), amplitude
 ESPEAK_PROSODY = {
-    "sad": {"pitch": 22, "range": "x-low", "rate": 115, "amp": 60},
-    "neu": {"pitch": 42, "range": "low", "rate": 160, "amp": 100},
-    "hap": {"pitch": 75, "range": "high", "rate": 190, "amp": 130},
-    "ang": {"pitch": 55, "range": "x-high", "rate": 235, "amp": 170},
+    "sad": {"pitch": 12, "range": "x-low", "rate": 125, "amp": 60},
+    "neu": {"pitch": 40, "range": "low", "rate": 165, "amp": 100},
+    "hap": {"pitch": 85, "range": "high", "rate": 190, "amp": 130},
+    "ang": {"pitch": 60, "range": "x-high", "rate": 225, "amp": 170},
 }
 # numpy fallback: F0 factor, pitch range (semitones), syllables/s
 NUMPY_PROSODY = {
@@ -115,7 +115,7 @@ def plan_corpus(utterances_per_speaker: int, seed: int) -> list[Utterance]:
                 voices[dialog, g] = Voice(
                     name=pool[g].pop(),
                     gender=g,
-                    pitch_offset=int(rng.integers(-6, 7)),
+                    pitch_offset=int(rng.integers(-5, 6)),
                     rate_factor=float(rng.uniform(0.92, 1.08)),
                     f0=float(rng.uniform(180, 230) if g == "F" else rng.uniform(95, 130)),
                 )
@@ -313,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
         "utterances_per_speaker": args.utterances_per_speaker,
         "seed": args.seed,
         "engine": engine,
-        "version": 1,
+        "version": 2,
     }
     stamp_file = root / "demo_corpus.json"
     if not args.force and stamp_file.is_file() and json.loads(stamp_file.read_text()) == stamp:

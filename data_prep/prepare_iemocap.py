@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(per_session) == 5 and per_session != EXPECTED_PER_SESSION:
         kind = "warning" if len(df) > 5000 else "note (fine for a subset or the demo corpus)"
         print(
-            f"{kind}: the full release gives 5531 to give 5531 {EXPECTED_PER_SESSION}; got {len(df)} {dict(sorted(per_session.items()))}"
+            f"{kind}: the full release gives 5531 {EXPECTED_PER_SESSION}; got {len(df)} {dict(sorted(per_session.items()))}"
         )
     return 0
 

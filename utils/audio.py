@@ -102,7 +102,7 @@ def change_speed(wave: np.ndarray, factor: float) -> np.ndarray:
     return soxr.resample(wave, SAMPLE_RATE * factor, SAMPLE_RATE).astype(np.float32)
 
 
-def time_stretch(wave: np.ndarray, rate: float, frame: int = 640, hop: int = 160) -> np.ndarray:
+def time_stretch(wave: np.ndarray, rate: float, frame: int = 1024, hop: int = 256) -> np.ndarray:
     """Tempo change by `rate` keeping pitch: overlap-add with a cross-correlation search (WSOLA)."""
     if rate == 1.0 or wave.shape[0] < 2 * frame:
         return wave

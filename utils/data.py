@@ -352,6 +352,7 @@ class LengthBucketSampler(Sampler[list[int]]):
         for i in range(start, len(batches)):
             self.consumed = i + 1
             yield batches[i]
+        self.consumed = 0  # epoch finished: iterating again replays it (evaluation loaders)
 
     def state_dict(self, batches_consumed: int | None = None) -> dict[str, int]:
         """Resume point. With DataLoader workers the sampler runs ahead of training:

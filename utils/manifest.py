@@ -82,12 +82,12 @@ def read_manifest(
     labels, sessions = [], []
     for pos, (name, code) in enumerate(zip(df["FileName"], df["Label"], strict=True)):
         try:
-            sessions.append(session_of(name))
-            labels.append(label_id(code))
+            session, label = session_of(name), label_id(code)
         except DataError as exc:
             bad.append((pos, name, str(exc)))
-            labels.append(-1)
-            sessions.append(-1)
+            session, label = -1, -1
+        sessions.append(session)
+        labels.append(label)
     df["label"], df["session"] = labels, sessions
     seen: set[str] = set()
     for pos, name in enumerate(df["FileName"]):

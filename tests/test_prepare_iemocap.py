@@ -1,0 +1,63 @@
+import tarfile
+
+import pandas as pd
+import soundfile as sf
+
+from data_prep import prepare_iemocap
+from tests.fixtures import make_release_tree
+
+
+def _run(corpus, tmp_path, *extra):
+    out_csv, out_wav = tmp_path / "out" / "iemocap.csv", tmp_path / "out" / "wav"
+    prepare_iemocap.main(
+        ["--corpus", str(corpus), "--out_csv", str(out_csv), "--out_wav_dir", str(out_wav), *extra]
+    )
+    return out_csv, out_wav
+
+
+def test_release_tree_with_quirks(tmp_path, capsys):
+    rel = make_release_tree(tmp_path)
+    out_csv, out_wav = _run(rel, tmp_path)
+    df = pd.read_csv(out_csv, keep_default_na=False)
+    assert list(df.columns) == ["FileName", "Sentences", "Label", "text", "AugmentedText"]
+    assert set(df["FileName"]) == {
+        "Ses01F_impro01_F000",
+        "Ses01F_impro01_M000",
+        "Ses01F_impro01_M001",
+        "Ses02M_script01_1_F000",
+        "Ses02M_script01_1_F001",
+        "Ses02M_script01_1_M001",
+    }  # xxx and fru dropped, F002 has no transcript line, M001 lines lack the time block
+    first = df.set_index("FileName").loc["Ses01F_impro01_F000"]
+    assert first["Sentences"] == "Excuse me it's fine." and first["text"] == "EXCUSE ME IT'S FINE"
+    assert first["AugmentedText"] == first["Sentences"]
+    assert df.set_index("FileName").loc["Ses01F_impro01_M000", "Label"] == "exc"
+    out = capsys.readouterr().out
+    assert "no line in" in out and "label xxx: 1" in out
+    info = sf.info(out_wav / "Ses01F_impro01_F000.wav")  # 44.1 kHz stereo source
+    assert info.samplerate == 16000 and info.channels == 1
+    # idempotent: second run leaves everything alone
+    before = out_csv.read_bytes()
+    _run(rel, tmp_path)
+    assert out_csv.read_bytes() == before and "nothing to do" in capsys.readouterr().out
+
+
+def test_overwrite_keeps_paraphrases(tmp_path):
+    rel = make_release_tree(tmp_path)
+    out_csv, _ = _run(rel, tmp_path)
+    df = pd.read_csv(out_csv, keep_default_na=False)
+    df.loc[0, "AugmentedText"] = "A paraphrase."
+    df.to_csv(out_csv, index=False)
+    _run(rel, tmp_path, "--overwrite")
+    assert pd.read_csv(out_csv, keep_default_na=False).loc[0, "AugmentedText"] == "A paraphrase."
+
+
+def test_tarball(tmp_path):
+    rel = make_release_tree(tmp_path / "src")
+    tarball = tmp_path / "data" / "IEMOCAP_full_release.tar.gz"
+    tarball.parent.mkdir()
+    with tarfile.open(tarball, "w:gz") as tar:
+        tar.add(rel, arcname="IEMOCAP_full_release")
+    out_csv, _ = _run(tarball, tmp_path)
+    assert len(pd.read_csv(out_csv)) == 6
+    assert (tmp_path / "data" / "IEMOCAP_full_release" / "Session1").is_dir()
