@@ -72,6 +72,7 @@ class FoldState:
     best_epoch: int = -1
     running: dict[str, float] = field(default_factory=dict)  # sums of loss parts this epoch
     running_count: int = 0
+    history: list[dict] = field(default_factory=list)  # one record per finished epoch
 
 
 # -- entry point ---------------------------------------------------------------------------
@@ -204,6 +205,7 @@ class FoldTrainer:
             "optimizer": self.optimizer.state_dict(),
             "fold": vars(self.state),
             "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
             "config_hash": self.exp.hash(),
         }
         with atomic_path(self.state_path) as tmp:
@@ -222,6 +224,8 @@ class FoldTrainer:
         self.optimizer.load_state_dict(payload["optimizer"])
         self.state = FoldState(**payload["fold"])
         torch.set_rng_state(payload["torch_rng"])
+        if self.device.type == "cuda" and payload.get("cuda_rng"):
+            torch.cuda.set_rng_state_all(payload["cuda_rng"])
         return True
 
     # -- loop ----------------------------------------------------------------------------------
@@ -256,8 +260,10 @@ class FoldTrainer:
                 self.state.epoch += 1
                 self.state.batches_done = 0
                 self.state.running, self.state.running_count = {}, 0
+                self.state.history.append(record)
                 if self.ctx.is_main:
-                    _append_jsonl(self.dir / "log.jsonl", record)
+                    lines = "".join(json.dumps(r) + "\n" for r in self.state.history)
+                    write_text_atomic(self.dir / "log.jsonl", lines)
                     _log_scalars(writer, record)
                 self.save_state()  # after the best model: a kill in between redoes the epoch end
                 barrier(self.ctx)
@@ -414,11 +420,6 @@ def _write_effective_config(exp: Experiment, save_path: Path, ctx: DistContext) 
 
 def _brief(metrics: dict) -> dict:
     return {k: round(metrics[k], 5) for k in ("wa", "ua", "macro_f1")}
-
-
-def _append_jsonl(path: Path, record: dict) -> None:
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(json.dumps(record) + "\n")
 
 
 def _tensorboard(path: Path) -> Any:

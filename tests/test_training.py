@@ -1,0 +1,174 @@
+"""train.py end to end on a fixture corpus: outputs, resume after a kill, switches, protocols."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+import train
+from models.checkpoint import load_model
+from utils.experiment import load_experiment
+from utils.manifest import read_manifest
+from utils.training import validation_split
+
+from .conftest import TINY
+from .fixtures import make_dataset_dir
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    root = tmp_path_factory.mktemp("corpus")
+    paths = make_dataset_dir(root, n_per_session=8, sessions=(1, 2, 3), dim=32)
+    config = root / "tiny.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "model": dict(TINY),
+                "train": {
+                    "epochs": 2,
+                    "batch_size": 4,
+                    "accum_iter": 2,
+                    "lr": 1e-3,
+                    "eval_batch_size": 8,
+                },
+            }
+        )
+    )
+    return {**paths, "config": config}
+
+
+def cli(corpus, save_path, *extra) -> list[str]:
+    return [
+        "--config", str(corpus["config"]), "--save_path", str(save_path),
+        "--csv_path", str(corpus["csv"]), "--data_path_audio", str(corpus["wav"]),
+        "--data_path_roberta", str(corpus["emb"]),
+        "--data_path_audio_augmented", str(corpus["aug"]),
+        "--data_path_roberta_augmented", str(corpus["emb_aug"]),
+        "--sessions", "1", "2", *extra,
+    ]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def reference_run(corpus, tmp_path_factory):
+    save = tmp_path_factory.mktemp("run") / "ref"
+    assert train.main(cli(corpus, save)) == 0
+    return save
+
+
+def test_two_fold_run_writes_every_output(reference_run, corpus):
+    run = reference_run
+    results = json.loads((run / "results.json").read_text())
+    assert results["protocol"] == "val" and "validation split" in results["protocol_note"]
+    assert set(results["folds"]) == {"1", "2"}
+    for key in ("wa", "ua", "macro_f1"):
+        assert 0.0 <= results["mean"][key]["mean"] <= 1.0
+    assert results["pooled"]["n"] == 16 and len(results["pooled"]["confusion"]) == 4
+    assert results["config_hash"] in (run / "config.yaml").read_text()
+    assert "Model selection: **val**" in (run / "results.md").read_text()
+    assert (run / "confusion_pooled.png").read_bytes()[:4] == b"\x89PNG"
+    for k in (1, 2):
+        fold = run / f"fold{k}"
+        log = [json.loads(line) for line in (fold / "log.jsonl").read_text().splitlines()]
+        assert [r["epoch"] for r in log] == [1, 2]
+        assert set(log[0]["train"]) == {"loss", "ce", "ctc", "scl", "acl"} and "val" in log[0]
+        result = json.loads((fold / "result.json").read_text())
+        best_val = max(r["val"]["ua"] for r in log)
+        assert result["selection_ua"] == pytest.approx(best_val, abs=1e-5)
+        predictions = (fold / "predictions.csv").read_text().splitlines()
+        assert predictions[0] == "FileName,Label,Pred,logit_hap,logit_ang,logit_neu,logit_sad"
+        assert len(predictions) == 1 + 8 and all(r.startswith(f"Ses0{k}") for r in predictions[1:])
+        assert (fold / "confusion.png").exists() and (fold / "state.pt").exists()
+        model = load_model(fold / "best")
+        assert model.config.audio_encoder == "wav2vec2-tiny"
+        assert list((run / "tb" / f"fold{k}").glob("events.out.tfevents.*"))
+
+
+def _metrics(run: Path) -> dict:
+    results = json.loads((run / "results.json").read_text())
+    return {k: (f["test"]["confusion"], f["best_epoch"]) for k, f in results["folds"].items()}
+
+
+@pytest.mark.parametrize("kill_when", ["state.pt", "best/model.safetensors"])
+def test_killed_run_resumes_to_the_same_results(reference_run, corpus, tmp_path, kill_when):
+    save = tmp_path / "killed"
+    cmd = [sys.executable, str(ROOT / "train.py"), *cli(corpus, save, "--save_every_steps", "1")]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    target = save / "fold1" / kill_when
+    deadline = time.time() + 120
+    while not target.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (save / "results.json").exists(), "the kill came too late to test anything"
+    assert train.main(cli(corpus, save, "--save_every_steps", "1")) == 0
+    assert _metrics(save) == _metrics(reference_run)
+
+
+def test_same_seed_same_results(reference_run, corpus, tmp_path):
+    assert train.main(cli(corpus, tmp_path / "again")) == 0
+    assert _metrics(tmp_path / "again") == _metrics(reference_run)
+
+
+def test_ablation_switches_change_what_is_computed(corpus, tmp_path):
+    save = tmp_path / "ablate"
+    args = cli(corpus, save, "--no_ctc", "--no_acl", "--modalities", "audio", "--epochs", "1")
+    args[args.index("--sessions") + 1 : args.index("--sessions") + 3] = ["3"]
+    assert train.main(args) == 0
+    log = json.loads((save / "fold3" / "log.jsonl").read_text().splitlines()[0])
+    assert set(log["train"]) == {"loss", "ce", "scl"}
+    effective = yaml.safe_load((save / "config.yaml").read_text())
+    assert effective["model"]["modalities"] == "audio" and effective["model"]["use_ctc"] is False
+    assert load_model(save / "fold3" / "best").feature_dim == 64  # audio features only
+
+
+def test_heldout_selection_picks_on_the_test_session(corpus, tmp_path):
+    save = tmp_path / "heldout"
+    args = cli(corpus, save, "--selection", "heldout")
+    args[args.index("--sessions") + 1 : args.index("--sessions") + 3] = ["2"]
+    assert train.main(args) == 0
+    result = json.loads((save / "fold2" / "result.json").read_text())
+    log = [json.loads(line) for line in (save / "fold2" / "log.jsonl").read_text().splitlines()]
+    # the selection set IS the test session: the selected epoch's score is the test score
+    assert result["selection_ua"] == pytest.approx(result["test"]["ua"], abs=1e-6)
+    assert max(r["heldout"]["ua"] for r in log) == pytest.approx(result["test"]["ua"], abs=1e-5)
+    assert "test session itself" in json.loads((save / "results.json").read_text())["protocol_note"]
+
+
+def test_validation_split_is_stratified_seeded_and_disjoint(corpus):
+    rows = read_manifest(corpus["csv"])
+    train_rows, val = validation_split(rows, 0.25, seed=3)
+    again_train, again_val = validation_split(rows, 0.25, seed=3)
+    assert list(val.FileName) == list(again_val.FileName)
+    assert not set(val.FileName) & set(train_rows.FileName)
+    assert len(val) + len(train_rows) == len(rows)
+    assert set(val.label) == set(rows.label)  # every class is represented
+
+
+def test_flags_and_reference_aliases_map_to_the_config(corpus):
+    args = train.build_parser().parse_args(
+        ["--lambda_value", "0.3", "--accum_grad", "2", "--learning_rate", "1e-4", "--no_scl",
+         "--set", "model.hidden_size=64", "--set", "data.pad_quantum=800"]
+    )  # fmt: skip
+    exp = load_experiment(corpus["config"], train.overrides_from_args(args))
+    assert (exp.model.lambda_aux, exp.train.accum_iter, exp.train.lr) == (0.3, 2, 1e-4)
+    assert (
+        exp.model.use_scl is False and exp.model.hidden_size == 64 and exp.data.pad_quantum == 800
+    )
+
+
+def test_bad_config_is_a_clear_error(corpus, tmp_path, capsys):
+    assert train.main(cli(corpus, tmp_path / "x", "--set", "model.hiden=3")) == 2
+    assert "unknown key(s) ['hiden']" in capsys.readouterr().err
