@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import collections
 import pickle
 import pickletools
 import re
@@ -107,7 +108,13 @@ _OMEGACONF_NAMES = [
     "omegaconf.nodes.BooleanNode",
     "typing.Any",
 ]
-SAFE_GLOBALS: list[Any] = [argparse.Namespace, *(_stand_in(n) for n in _OMEGACONF_NAMES)]
+# Plain types appear as omegaconf metadata (key/element types); calling them runs no file code.
+_PLAIN_TYPES = [dict, list, tuple, int, float, bool, str, collections.defaultdict]
+SAFE_GLOBALS: list[Any] = [
+    argparse.Namespace,
+    *_PLAIN_TYPES,
+    *(_stand_in(name) for name in _OMEGACONF_NAMES),
+]
 # numpy scalars (e.g. a best-loss value in extra_state) rebuild from dtype + bytes only.
 for _module in ("numpy.core.multiarray", "numpy._core.multiarray"):
     SAFE_GLOBALS.append((np._core.multiarray.scalar, f"{_module}.scalar"))
@@ -126,15 +133,24 @@ def read_fairseq_checkpoint(path: str | Path) -> dict[str, Any]:
             )
     except pickle.UnpicklingError as error:
         raise UnsafeCheckpointError(
-            f"{path}: refused to load. Unpickling it would need objects other than tensors and "
-            f"plain config values, i.e. code from the file would run. If you trust the file, "
-            f"re-save its 'model' and 'cfg' as plain data. Details: {error}"
+            f"{path}: refused to load. Unpickling it needs more than tensors and plain config "
+            f"values, so code from the file could run ({_refusal_reason(error)}). A fairseq "
+            "wav2vec2 checkpoint holds only 'model' weights and a 'cfg'/'args' config; re-save "
+            "those as plain data if you trust the file."
         ) from None
     except (RuntimeError, EOFError) as error:
         raise FairseqCheckpointError(f"{path}: not a readable torch checkpoint ({error})") from None
     if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("model"), dict):
         raise FairseqCheckpointError(f"{path}: expected a dict with a 'model' state dict")
     return _plain(checkpoint)
+
+
+def _refusal_reason(error: Exception) -> str:
+    """What torch's weights_only unpickler refused (e.g. "GLOBAL posix.system"), in one line."""
+    text = str(error).split("WeightsUnpickler error:", 1)[-1]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    lines = [line for line in lines if not line.startswith(("Weights only load", "Check the"))]
+    return (lines or [type(error).__name__])[0].split(" Please use")[0]
 
 
 def _plain(value: Any) -> Any:

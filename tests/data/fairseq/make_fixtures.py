@@ -16,6 +16,9 @@ Variants:
     layernorm_preln_args  extractor_mode=layer_norm, layer_norm_first=True, conv_bias=True,
                           old argparse `args` (like the original wav2vec_small.pt)
     layernorm_preln_ctc   the layernorm_preln weights inside a fine-tuned CTC model (`cfg`)
+and default_postln_dictcfg.pt: default_postln_cfg re-saved after fairseq's
+load_checkpoint_to_cpu, i.e. with `cfg` as an omegaconf DictConfig object (features as
+default_postln_cfg.npz).
 """
 
 from __future__ import annotations
@@ -151,6 +154,9 @@ def main() -> None:
     ctc = Wav2VecCtc.build_model(full_config(ctc_cfg).model, CTC_TASK)
     ctc.w2v_encoder.w2v_model.load_state_dict(model.state_dict())
     write("layernorm_preln_ctc", trainer_state(ctc, hydra_cfg(ctc_cfg)), waveform)
+
+    state = checkpoint_utils.load_checkpoint_to_cpu(str(HERE / "default_postln_cfg.pt"))
+    torch.save(state, HERE / "default_postln_dictcfg.pt")
 
 
 if __name__ == "__main__":
