@@ -399,17 +399,26 @@ def convert_state_dict(
     return converted
 
 
-def load_fairseq_wav2vec2(path: str | Path, *, apply_spec_augment: bool = False) -> Wav2Vec2Model:
+def load_fairseq_wav2vec2(
+    path: str | Path,
+    *,
+    apply_spec_augment: bool = False,
+    config_overrides: dict[str, Any] | None = None,
+) -> Wav2Vec2Model:
     """A transformers Wav2Vec2Model (in eval mode) with the encoder weights of a fairseq `.pt`.
 
     Input: raw 16 kHz waveform (batch, samples), normalised as the fairseq model expects
     (`normalize=True` for layer_norm-extractor models). Output last_hidden_state:
     (batch, frames, encoder_embed_dim), frames = samples / 320 for the standard conv stack.
+    `config_overrides` (e.g. {"layerdrop": 0.0}) are set on the Wav2Vec2Config before the model
+    is built, so they take effect; they must not change the architecture.
     """
     path = Path(path)
     checkpoint = read_fairseq_checkpoint(path)
     top, encoder = _model_configs(checkpoint, path)
     config = hf_config_from_fairseq(top, encoder, path=path, apply_spec_augment=apply_spec_augment)
+    for key, value in (config_overrides or {}).items():
+        setattr(config, key, value)
     weights = checkpoint["model"]
     if any(k.startswith(FINETUNED_PREFIX) for k in weights):
         weights = {

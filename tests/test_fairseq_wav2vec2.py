@@ -60,10 +60,16 @@ def test_config_variants_are_mapped() -> None:
     assert not post_ln.apply_spec_augment
 
 
-def test_spec_augment_uses_fairseq_masking(tmp_path: Path) -> None:
+def test_spec_augment_uses_fairseq_masking() -> None:
     model = load_fairseq_wav2vec2(FIXTURES / "layernorm_preln_ctc.pt", apply_spec_augment=True)
     assert model.config.apply_spec_augment
     assert model.config.mask_time_prob == 0.5  # the fine-tuning config's mask_prob
+
+
+def test_config_overrides_reach_the_modules() -> None:
+    path = FIXTURES / "default_postln_cfg.pt"
+    model = load_fairseq_wav2vec2(path, config_overrides={"hidden_dropout": 0.3})
+    assert model.encoder.dropout.p == 0.3
 
 
 def test_weight_norm_as_parametrization(tmp_path: Path) -> None:
