@@ -293,6 +293,8 @@ def hf_config_from_fairseq(
     _check_supported(cfg, path)
     # A fine-tuning config overrides masking and dropout of the pretrained encoder.
     train = {**cfg, **{k: top[k] for k in FAIRSEQ_DEFAULTS if top.get(k) is not None}}
+    if top.get("layerdrop") is not None:  # the fine-tuning config's name for it
+        train["encoder_layerdrop"] = top["layerdrop"]
     conv = parse_conv_layers(cfg["conv_feature_layers"])
     return Wav2Vec2Config(
         hidden_size=cfg["encoder_embed_dim"],
