@@ -48,9 +48,14 @@ def build_audio_encoder(config: MMERConfig) -> nn.Module:
     if name.endswith(".pt"):
         from .fairseq_wav2vec2 import load_fairseq_wav2vec2
 
-        encoder = load_fairseq_wav2vec2(name, apply_spec_augment=config.apply_spec_augment)
-        for key, value in config.audio_encoder_overrides.items():
-            setattr(encoder.config, key, value)
+        encoder = load_fairseq_wav2vec2(
+            name,
+            apply_spec_augment=config.apply_spec_augment,
+            config_overrides={
+                "_attn_implementation": overrides["attn_implementation"],
+                **config.audio_encoder_overrides,
+            },
+        )
     elif config.audio_encoder_pretrained:
         try:
             encoder = AutoModel.from_pretrained(name, **overrides)

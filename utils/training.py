@@ -367,7 +367,9 @@ class FoldTrainer:
 
 
 # -- helpers -------------------------------------------------------------------------------
-def validation_split(rows: pd.DataFrame, fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+def validation_split(
+    rows: pd.DataFrame, fraction: float, seed: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Stratified, seeded split of the training sessions: (train, validation).
 
     Each class gives round(fraction * n) utterances, at least one when it has two or more,
@@ -381,7 +383,6 @@ def validation_split(rows: pd.DataFrame, fraction: float, seed: int) -> tuple[pd
         val_idx += rng.choice(group.index.to_numpy(), size=k, replace=False).tolist()
     val = rows.loc[sorted(val_idx)]
     return rows.drop(index=val.index).reset_index(drop=True), val.reset_index(drop=True)
-
 
 
 def _summarize(exp: Experiment, folds: dict, save_path: Path, skipped: list) -> dict:
