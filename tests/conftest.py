@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+import yaml
 
+import train
 from models.config import MMERConfig
 from utils.batch import Batch, View
+
+from .fixtures import make_dataset_dir
 
 TINY = dict(
     audio_encoder="wav2vec2-tiny",
@@ -46,3 +50,44 @@ def random_batch(text_dim=32, seed=0, augmented=True) -> Batch:
 @pytest.fixture
 def batch() -> Batch:
     return random_batch()
+
+
+# -- a fixture corpus in the real file formats and one trained run, shared by the test files
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory):
+    root = tmp_path_factory.mktemp("corpus")
+    paths = make_dataset_dir(root, n_per_session=8, sessions=(1, 2, 3), dim=32)
+    config = root / "tiny.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "model": dict(TINY),
+                "train": {
+                    "epochs": 2,
+                    "batch_size": 4,
+                    "accum_iter": 2,
+                    "lr": 1e-3,
+                    "eval_batch_size": 8,
+                },
+            }
+        )
+    )
+    return {**paths, "config": config}
+
+
+def cli(corpus, save_path, *extra) -> list[str]:
+    return [
+        "--config", str(corpus["config"]), "--save_path", str(save_path),
+        "--csv_path", str(corpus["csv"]), "--data_path_audio", str(corpus["wav"]),
+        "--data_path_roberta", str(corpus["emb"]),
+        "--data_path_audio_augmented", str(corpus["aug"]),
+        "--data_path_roberta_augmented", str(corpus["emb_aug"]),
+        "--sessions", "1", "2", *extra,
+    ]  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def reference_run(corpus, tmp_path_factory):
+    save = tmp_path_factory.mktemp("run") / "ref"
+    assert train.main(cli(corpus, save)) == 0
+    return save

@@ -19,50 +19,9 @@ from utils.experiment import load_experiment
 from utils.manifest import read_manifest
 from utils.training import validation_split
 
-from .conftest import TINY
-from .fixtures import make_dataset_dir
+from .conftest import cli
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    root = tmp_path_factory.mktemp("corpus")
-    paths = make_dataset_dir(root, n_per_session=8, sessions=(1, 2, 3), dim=32)
-    config = root / "tiny.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "model": dict(TINY),
-                "train": {
-                    "epochs": 2,
-                    "batch_size": 4,
-                    "accum_iter": 2,
-                    "lr": 1e-3,
-                    "eval_batch_size": 8,
-                },
-            }
-        )
-    )
-    return {**paths, "config": config}
-
-
-def cli(corpus, save_path, *extra) -> list[str]:
-    return [
-        "--config", str(corpus["config"]), "--save_path", str(save_path),
-        "--csv_path", str(corpus["csv"]), "--data_path_audio", str(corpus["wav"]),
-        "--data_path_roberta", str(corpus["emb"]),
-        "--data_path_audio_augmented", str(corpus["aug"]),
-        "--data_path_roberta_augmented", str(corpus["emb_aug"]),
-        "--sessions", "1", "2", *extra,
-    ]  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def reference_run(corpus, tmp_path_factory):
-    save = tmp_path_factory.mktemp("run") / "ref"
-    assert train.main(cli(corpus, save)) == 0
-    return save
 
 
 def test_two_fold_run_writes_every_output(reference_run, corpus):

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Evaluate a checkpoint on one IEMOCAP session (the published system's interface, unchanged):
+#   bash infer.sh SESSION CONFIG CSV AUDIO_DIR ROBERTA_DIR CHECKPOINT [options]
+# CHECKPOINT: a run's fold<k>/best directory, or one of the authors' released .pt files
+# (their checkpoint 1 was trained on sessions 2-5: evaluate session 1).
+# Options go to `infer.py evaluate`: --predictions FILE, --json FILE, --batch_size N,
+# --device DEV, --precision {fp32,bf16,fp16,auto}, --on_bad_input {error,skip}.
+set -euo pipefail
+cd "$(dirname "$0")"
+if [ "$#" -lt 6 ]; then
+  sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//' >&2
+  exit 2
+fi
+session=$1 config=$2 csv_path=$3 data_path_audio=$4 data_path_roberta=$5 checkpoint_path=$6
+shift 6
+exec "${PYTHON:-python}" infer.py evaluate \
+  --session "$session" \
+  --config "$config" \
+  --csv_path "$csv_path" \
+  --data_path_audio "$data_path_audio" \
+  --data_path_roberta "$data_path_roberta" \
+  --checkpoint_path "$checkpoint_path" \
+  "$@"
