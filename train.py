@@ -20,13 +20,15 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from utils.manifest import DataError
 
 from models.audio_encoder import EncoderError
 from models.checkpoint import CheckpointError
 from models.config import ConfigError
+from utils.distributed import init_distributed, shutdown
 from utils.experiment import SELECTIONS, load_experiment
+from utils.manifest import DataError
 from utils.precision import PRECISIONS
+from utils.training import Interrupted, TrainingError, merge_runs, run_loso
 
 # flag -> (section, key); the reference's spellings are aliases of the same flag
 FLAG_TARGETS = {
@@ -141,32 +143,30 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.merge_results:
-            from utils.training import merge_runs
-
             merge_runs([Path(p) for p in args.merge_results], Path(args.save_path))
             return 0
         exp = load_experiment(args.config, overrides_from_args(args))
-        from utils.distributed import init_distributed, shutdown
-        from utils.training import Interrupted, TrainingError, run_loso
-
         ctx, device = init_distributed(exp.train.device)
-        save_path = Path(args.save_path)
-        if not args.resume and ctx.is_main:
-            start_over(save_path)
-        code = 0
-        try:
-            run_loso(exp, save_path, ctx, device)
-        except Interrupted as err:
-            print(f"\ninterrupted: {err}. Re-run the same command to resume.", file=sys.stderr)
-            code = 130
-        except TrainingError as err:
-            print(f"error: {err}", file=sys.stderr)
-            code = 1
-        shutdown(ctx, exit_code=code)
-        return code
+    except (ConfigError, DataError, CheckpointError, EncoderError, TrainingError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2 if not isinstance(err, TrainingError) else 1
+    save_path = Path(args.save_path)
+    if not args.resume and ctx.is_main:
+        start_over(save_path)
+    code = 0
+    try:
+        run_loso(exp, save_path, ctx, device)
+    except Interrupted as err:
+        print(f"\ninterrupted: {err}. Re-run the same command to resume.", file=sys.stderr)
+        code = 130
     except (ConfigError, DataError, CheckpointError, EncoderError) as err:
         print(f"error: {err}", file=sys.stderr)
-        return 2
+        code = 2
+    except TrainingError as err:
+        print(f"error: {err}", file=sys.stderr)
+        code = 1
+    shutdown(ctx, exit_code=code)
+    return code
 
 
 if __name__ == "__main__":

@@ -103,6 +103,15 @@ class MMERModel(nn.Module):
         self.classifier = nn.Linear(self.feature_dim, config.num_classes)
         self.projection = projection_head(self.feature_dim, d)  # P, original view
         self.augmented_projection = projection_head(self.feature_dim, d)  # P', augmented view
+        # Heads of disabled losses stay in the state dict (one checkpoint layout for every
+        # ablation) but are frozen: nothing trains them, and DDP needs no unused-parameter search.
+        for head, used in (
+            (getattr(self, "ctc_head", None), config.ctc_enabled),
+            (self.projection, config.use_scl or config.use_acl),
+            (self.augmented_projection, config.use_acl),
+        ):
+            if head is not None and not used:
+                head.requires_grad_(False)
 
     # -- forward ---------------------------------------------------------------------------
     def encode_audio(

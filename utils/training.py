@@ -180,14 +180,8 @@ class FoldTrainer:
         )
         self.ddp = self.model
         if ctx.enabled:
-            cfg = exp.model
-            all_heads_used = (
-                cfg.ctc_enabled and cfg.use_scl and cfg.use_acl and cfg.modalities == "both"
-            )
             self.ddp = torch.nn.parallel.DistributedDataParallel(
-                self.model,
-                device_ids=[device.index] if device.type == "cuda" else None,
-                find_unused_parameters=not all_heads_used,
+                self.model, device_ids=[device.index] if device.type == "cuda" else None
             )
         self.state = FoldState()
         self._stop_requested = False

@@ -1,0 +1,85 @@
+"""torch.distributed: 2 gloo processes through torchrun match one process; folds merge."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+import yaml
+from safetensors.torch import load_file
+
+import train
+from models.mmer import MMERModel
+from utils.experiment import load_experiment
+
+from .conftest import TINY
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_two_process_ddp_matches_one_process_with_the_same_global_batch(corpus, tmp_path):
+    # A loss that decomposes over utterances (CE only; CTC sums and the contrastive losses
+    # compare utterances within a batch), no dropout, random (not length-bucketed) batches
+    # so that rank r's k-th batch is half of the single process's k-th batch, and a pad
+    # width fixed by the quantum (the group-norm CNN sees the padding).
+    no_dropout = {k: 0.0 for k in ("hidden_dropout", "attention_dropout", "activation_dropout", "feat_proj_dropout", "layerdrop")}  # fmt: skip
+    config = tmp_path / "ddp.yaml"
+    config.write_text(yaml.safe_dump({
+        "model": {**TINY, "hidden_dropout": 0.0, "attention_dropout": 0.0, "ctc_dropout": 0.0,
+                  "audio_encoder_overrides": no_dropout, "use_ctc": False, "use_scl": False, "use_acl": False},
+        "data": {"bucket": False, "pad_quantum": 32000},
+        "train": {"epochs": 2, "batch_size": 4, "accum_iter": 2, "lr": 1e-3, "selection": "last", "precision": "fp32"},
+    }))  # fmt: skip
+    common = ["--config", str(config), "--csv_path", str(corpus["csv"]),
+              "--data_path_audio", str(corpus["wav"]), "--data_path_roberta", str(corpus["emb"]),
+              "--data_path_audio_augmented", str(corpus["aug"]),
+              "--data_path_roberta_augmented", str(corpus["emb_aug"]), "--sessions", "1"]  # fmt: skip
+    assert train.main([*common, "--save_path", str(tmp_path / "single")]) == 0
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           str(ROOT / "train.py"), *common, "--save_path", str(tmp_path / "ddp"), "--batch_size", "2"]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "terminate called" not in proc.stderr
+
+    single = load_file(str(tmp_path / "single" / "fold1" / "best" / "model.safetensors"))
+    ddp = load_file(str(tmp_path / "ddp" / "fold1" / "best" / "model.safetensors"))
+    torch.manual_seed(0)
+    init = MMERModel(load_experiment(config).model).state_dict()
+    diff = sum((single[k] - ddp[k]).norm() ** 2 for k in single) ** 0.5
+    update = sum((single[k] - init[k]).norm() ** 2 for k in single) ** 0.5
+    # Adam turns float-rounding noise in near-zero gradients (e.g. attention key biases, whose
+    # exact gradient is 0) into lr-sized steps, so compare against the size of the update.
+    assert update > 0 and diff / update < 1e-2, (diff / update).item()
+    results = [json.loads((tmp_path / r / "results.json").read_text()) for r in ("single", "ddp")]
+    assert results[0]["folds"]["1"]["test"]["n"] == results[1]["folds"]["1"]["test"]["n"] == 8
+
+
+def test_folds_trained_as_separate_jobs_merge_into_one_table(reference_run, tmp_path):
+    for k in (1, 2):  # as if `--sessions k` had run in its own job directory
+        job = tmp_path / f"job{k}"
+        shutil.copytree(reference_run / f"fold{k}", job / f"fold{k}")
+        shutil.copy(reference_run / "config.yaml", job / "config.yaml")
+    assert train.main(["--merge_results", str(tmp_path / "job1"), str(tmp_path / "job2"),
+                       "--save_path", str(tmp_path / "merged")]) == 0  # fmt: skip
+    merged = json.loads((tmp_path / "merged" / "results.json").read_text())
+    original = json.loads((reference_run / "results.json").read_text())
+    assert merged["mean"] == original["mean"] and merged["pooled"] == original["pooled"]
+    assert (tmp_path / "merged" / "results.md").exists()
+
+
+def test_merge_refuses_runs_with_different_configs(reference_run, tmp_path, capsys):
+    a, b = tmp_path / "a", tmp_path / "b"
+    shutil.copytree(reference_run / "fold1", a / "fold1")
+    shutil.copy(reference_run / "config.yaml", a / "config.yaml")
+    shutil.copytree(reference_run / "fold2", b / "fold2")
+    other = yaml.safe_load((reference_run / "config.yaml").read_text())
+    other["train"]["lr"] = 0.5
+    (b / "config.yaml").write_text(yaml.safe_dump(other))
+    code = train.main(["--merge_results", str(a), str(b), "--save_path", str(tmp_path / "m")])
+    assert code == 1 and "different configurations" in capsys.readouterr().err
