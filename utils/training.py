@@ -37,7 +37,7 @@ from utils.data import MMERDataset, build_loader, set_epoch
 from utils.distributed import DistContext, any_true, barrier, gather_predictions
 from utils.evaluation import Predictions, predict
 from utils.experiment import Experiment
-from utils.io import atomic_path, write_json_atomic, write_text_atomic
+from utils.io import atomic_path, remove_stale_temporaries, write_json_atomic, write_text_atomic
 from utils.manifest import loso_split, read_manifest
 from utils.metrics import compute_metrics, summarize_folds
 from utils.precision import autocast, resolve_precision
@@ -86,6 +86,8 @@ def run_loso(
     ctx = ctx or DistContext()
     device = device or torch.device("cpu")
     save_path = Path(save_path)
+    if ctx.is_main:
+        remove_stale_temporaries(save_path)  # an earlier run killed mid-write
     _write_effective_config(exp, save_path, ctx)
     skipped: list[tuple[str, str]] = []
     manifest = read_manifest(exp.data.csv_path, on_bad_input=exp.data.on_bad_input, skipped=skipped)
@@ -104,6 +106,7 @@ def run_loso(
     if ctx.is_main:
         write_json_atomic(save_path / "results.json", results)
         print(write_results_md(results, save_path / "results.md"))
+        _report_skipped(results)
         _log(ctx, f"results: {save_path / 'results.json'}, {save_path / 'results.md'}")
     barrier(ctx)
     return results
@@ -399,10 +402,24 @@ def _summarize(exp: Experiment, folds: dict, save_path: Path, skipped: list) -> 
     }
 
 
+def _report_skipped(results: dict) -> None:
+    """List every item skipped under on_bad_input=skip (also in results.json)."""
+    items = {tuple(x) for x in results["skipped_manifest_rows"]}
+    for fold in results["folds"].values():
+        items |= {tuple(x) for x in fold.get("skipped", [])}
+    if items:
+        print(f"skipped {len(items)} bad item(s) (on_bad_input=skip):")
+        for name, reason in sorted(items):
+            print(f"  {name}: {reason}")
+
+
 def _write_effective_config(exp: Experiment, save_path: Path, ctx: DistContext) -> None:
     path = save_path / "config.yaml"
     text = f"# config hash {exp.hash()}\n{exp.to_yaml()}"
-    if path.exists():
+    trained = any(save_path.glob("fold[1-5]/state.pt")) or any(
+        save_path.glob("fold[1-5]/result.json")
+    )
+    if path.exists() and trained:
         old = path.read_text(encoding="utf-8").splitlines()[0]
         if old != text.splitlines()[0]:
             raise TrainingError(
