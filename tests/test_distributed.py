@@ -19,7 +19,7 @@ import train
 from models.mmer import MMERModel
 from utils.experiment import load_experiment
 
-from .conftest import TINY
+from .conftest import TINY, cli
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -137,3 +137,20 @@ def test_merge_refuses_runs_with_different_configs(reference_run, tmp_path, caps
     (b / "config.yaml").write_text(yaml.safe_dump(other))
     code = train.main(["--merge_results", str(a), str(b), "--save_path", str(tmp_path / "m")])
     assert code == 1 and "different configurations" in capsys.readouterr().err
+
+
+def test_ddp_with_layerdrop_and_every_loss_completes(corpus, tmp_path):
+    # wav2vec2-base trains with LayerDrop: a skipped layer gets no gradient in that step,
+    # which plain DDP reports as an error in the next iteration.
+    args = [
+        *cli(corpus, tmp_path / "ld", "--epochs", "1"),
+        "--set",
+        "model.audio_encoder_overrides={layerdrop: 0.5}",
+    ]
+    args[args.index("--sessions") + 1 : args.index("--sessions") + 3] = ["1"]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           str(ROOT / "train.py"), *args, "--batch_size", "2"]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    log = json.loads((tmp_path / "ld" / "fold1" / "log.jsonl").read_text().splitlines()[0])
+    assert set(log["train"]) == {"loss", "ce", "ctc", "scl", "acl"}

@@ -183,8 +183,14 @@ class FoldTrainer:
         )
         self.ddp = self.model
         if ctx.enabled:
+            # wav2vec2's LayerDrop skips whole layers at random: their weights then get no
+            # gradient in that step, which DDP must be told to expect.
+            encoder = getattr(self.model, "audio_encoder", None)
+            layerdrop = getattr(getattr(encoder, "config", None), "layerdrop", 0.0) or 0.0
             self.ddp = torch.nn.parallel.DistributedDataParallel(
-                self.model, device_ids=[device.index] if device.type == "cuda" else None
+                self.model,
+                device_ids=[device.index] if device.type == "cuda" else None,
+                find_unused_parameters=layerdrop > 0,
             )
         self.state = FoldState()
         self._stop_requested = False
