@@ -192,6 +192,8 @@ class FoldTrainer:
                 device_ids=[device.index] if device.type == "cuda" else None,
                 find_unused_parameters=layerdrop > 0,
             )
+        # fp16 needs loss scaling against underflowing gradients; bf16 and fp32 do not.
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.precision == "fp16")
         self.state = FoldState()
         self._stop_requested = False
 
@@ -206,6 +208,7 @@ class FoldTrainer:
         payload = {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
             "fold": vars(self.state),
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
@@ -225,6 +228,8 @@ class FoldTrainer:
             )
         self.model.load_state_dict(payload["model"])
         self.optimizer.load_state_dict(payload["optimizer"])
+        if payload.get("scaler"):
+            self.scaler.load_state_dict(payload["scaler"])
         self.state = FoldState(**payload["fold"])
         torch.set_rng_state(payload["torch_rng"])
         if self.device.type == "cuda" and payload.get("cuda_rng"):
@@ -301,7 +306,7 @@ class FoldTrainer:
                 with autocast(self.device, self.precision):
                     objectives = self.ddp(batch.to(self.device))
                 bad = any_true(not torch.isfinite(objectives.loss).item(), self.ctx)
-                (objectives.loss / t.accum_iter).backward()
+                self.scaler.scale(objectives.loss / t.accum_iter).backward()
             if bad:
                 window_bad = True
                 s.bad_steps += 1
@@ -319,7 +324,8 @@ class FoldTrainer:
             s.batches_done += 1
             if step_now:
                 if not window_bad:
-                    self.optimizer.step()
+                    self.scaler.step(self.optimizer)
+                    self.scaler.update()
                     s.optimizer_steps += 1
                 self.optimizer.zero_grad(set_to_none=True)
                 window_bad = False
