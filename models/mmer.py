@@ -131,14 +131,16 @@ class MMERModel(nn.Module):
         frame_lengths: torch.Tensor | None,
         text: torch.Tensor | None,
         text_mask: torch.Tensor | None,
+        with_ctc: bool = True,
     ) -> MMEROutput:
-        """Everything after the audio encoder: fusion, pooling, heads."""
+        """Everything after the audio encoder: fusion, pooling, heads (CTC if `with_ctc`)."""
         pooled = []
         ctc_logits = None
         if self.config.uses_audio:
             frame_mask = lengths_to_mask(frame_lengths, frames.shape[1])
             pooled.append(masked_max(frames, frame_mask))
-            ctc_logits = self.ctc_head(self.ctc_dropout(frames))
+            if with_ctc:
+                ctc_logits = self.ctc_head(self.ctc_dropout(frames))
         if self.config.uses_text:
             s = self.text_proj(self.text_dropout(text))
             s = self.text_self_attention(s, s, text_mask)  # (batch, tokens, hidden)
@@ -156,7 +158,7 @@ class MMERModel(nn.Module):
         features = torch.cat(pooled, dim=-1)
         return MMEROutput(self.classifier(features), features, ctc_logits, frame_lengths)
 
-    def forward(self, inputs: View | Batch) -> MMEROutput | Objectives:
+    def forward(self, inputs: View | Batch, with_ctc: bool = True) -> MMEROutput | Objectives:
         """A View gives predictions (`MMEROutput`); a training Batch gives its `Objectives`.
 
         (Training goes through forward too so that DistributedDataParallel sees the call.)
@@ -168,7 +170,7 @@ class MMERModel(nn.Module):
         if self.config.uses_audio:
             frames, frame_lengths = self.encode_audio(view.audio, view.audio_lengths)
         text = view.text if self.config.uses_text else None
-        return self.fuse(frames, frame_lengths, text, view.text_mask)
+        return self.fuse(frames, frame_lengths, text, view.text_mask, with_ctc)
 
     # -- objectives --------------------------------------------------------------------------
     def compute_objectives(self, batch: Batch) -> Objectives:
@@ -184,7 +186,8 @@ class MMERModel(nn.Module):
             if cfg.use_scl:
                 scl = supervised_contrastive_loss(z, batch.labels, cfg.temperature)
             if cfg.use_acl and batch.augmented is not None:
-                z_aug = self.augmented_projection(self(batch.augmented).features)
+                # The augmented pass feeds only ACL: skip its CTC head (and that dropout).
+                z_aug = self.augmented_projection(self(batch.augmented, with_ctc=False).features)
                 acl = augmentation_contrastive_loss(z, z_aug, cfg.temperature)
         aux = [x for x in (ctc, scl, acl) if x is not None]
         loss = ce + cfg.lambda_aux * torch.stack(aux).sum() if aux else ce
