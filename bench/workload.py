@@ -1,9 +1,8 @@
 """The benchmark's synthetic workload: IEMOCAP-like utterance lengths, batching, batches.
 
 No files are read: waveforms and text embeddings are random (speed does not depend on
-their values). `batch_order` and `padded_width` mirror the policy of utils/data.py
-(`LengthBucketSampler` with pools of 50 batches, `collate` padding up to a multiple of
-`pad_quantum` samples); swap them for the real sampler once it is on main.
+their values). Batches come from the training sampler (`utils.data.LengthBucketSampler`);
+`padded_width` is `collate`'s rule (pad up to a multiple of `pad_quantum` samples).
 """
 
 from __future__ import annotations
@@ -14,12 +13,12 @@ import numpy as np
 import torch
 
 from utils.batch import Batch, View
+from utils.data import LengthBucketSampler
 
 SAMPLE_RATE = 16000  # Hz
 MAX_SAMPLES = 210000  # the authors' crop
 TEXT_TOKENS = 12  # RoBERTa tokens per utterance, <s> and </s> included
 CHARS_PER_SECOND = 14  # CTC target length of conversational English, roughly
-POOL_BATCHES = 50  # LengthBucketSampler's default pool
 
 
 def utterance_lengths(n: int, seed: int = 0) -> np.ndarray:
@@ -39,18 +38,9 @@ def augmented_lengths(lengths: np.ndarray, seed: int = 0) -> np.ndarray:
 def batch_order(
     lengths: np.ndarray, batch_size: int, bucket: bool, seed: int = 0
 ) -> list[list[int]]:
-    """One epoch's batches of indices: shuffled, or length-bucketed within pools of 50 batches
-    and then shuffled (as utils.data.LengthBucketSampler, epoch 0)."""
-    rng = np.random.default_rng([seed, 0])
-    order = rng.permutation(len(lengths))
-    if bucket:
-        pool = batch_size * POOL_BATCHES
-        chunks = [order[i : i + pool] for i in range(0, len(order), pool)]
-        order = np.concatenate([c[np.argsort(lengths[c], kind="stable")] for c in chunks])
-    batches = [order[i : i + batch_size].tolist() for i in range(0, len(order), batch_size)]
-    if bucket:
-        batches = [batches[i] for i in rng.permutation(len(batches))]
-    return batches
+    """One epoch's batches of indices from the training sampler: shuffled random batches
+    (the reference), or length-bucketed ones (this project's default)."""
+    return list(LengthBucketSampler(lengths, batch_size, shuffle=True, seed=seed, bucket=bucket))
 
 
 def padded_width(lengths: list[int] | np.ndarray, quantum: int) -> int:
