@@ -240,7 +240,12 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--output", help="write results (.json or .csv)")
     for sp in (e, q):
         sp.add_argument("--device", default="auto")
-        sp.add_argument("--precision", choices=PRECISIONS, default="fp32")
+        sp.add_argument(
+            "--precision",
+            choices=PRECISIONS,
+            default="auto",
+            help="auto: bf16 where the hardware runs it natively",
+        )
     return p
 
 

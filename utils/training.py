@@ -176,10 +176,12 @@ class FoldTrainer:
 
         torch.manual_seed(t.seed)  # identical initial weights on every rank and every run
         self.model = MMERModel(exp.model).to(device)
+        # fused: one kernel for the whole update (CPU and CUDA); the same AdamW math
         self.optimizer = torch.optim.AdamW(
             [p for p in self.model.parameters() if p.requires_grad],
             lr=t.lr,
             weight_decay=t.weight_decay,
+            fused=True,
         )
         self.ddp = self.model
         if ctx.enabled:
