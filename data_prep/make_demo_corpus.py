@@ -42,10 +42,10 @@ SAMPLE_RATE = 16000
 CLASSES = ("hap", "ang", "neu", "sad")
 # espeak-ng settings per class: pitch (-p, 0-99), SSML pitch range, rate (-s, words/min), amplitude
 ESPEAK_PROSODY = {
-    "sad": {"pitch": 12, "range": "x-low", "rate": 125, "amp": 60},
-    "neu": {"pitch": 40, "range": "low", "rate": 165, "amp": 100},
-    "hap": {"pitch": 85, "range": "high", "rate": 190, "amp": 130},
-    "ang": {"pitch": 60, "range": "x-high", "rate": 225, "amp": 170},
+    "sad": {"pitch": 8, "range": "x-low", "rate": 120, "amp": 60},
+    "neu": {"pitch": 35, "range": "low", "rate": 160, "amp": 100},
+    "hap": {"pitch": 90, "range": "x-high", "rate": 200, "amp": 130},
+    "ang": {"pitch": 55, "range": "high", "rate": 250, "amp": 170},
 }
 # numpy fallback: F0 factor, pitch range (semitones), syllables/s
 NUMPY_PROSODY = {
@@ -115,8 +115,8 @@ def plan_corpus(utterances_per_speaker: int, seed: int) -> list[Utterance]:
                 voices[dialog, g] = Voice(
                     name=pool[g].pop(),
                     gender=g,
-                    pitch_offset=int(rng.integers(-5, 6)),
-                    rate_factor=float(rng.uniform(0.92, 1.08)),
+                    pitch_offset=int(rng.integers(-3, 4)),
+                    rate_factor=float(rng.uniform(0.95, 1.05)),
                     f0=float(rng.uniform(180, 230) if g == "F" else rng.uniform(95, 130)),
                 )
         dialogs = [f"Ses0{session}{dg}_{dn}" for dg, dn in DIALOGS]
@@ -313,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
         "utterances_per_speaker": args.utterances_per_speaker,
         "seed": args.seed,
         "engine": engine,
-        "version": 3,
+        "version": 4,
     }
     stamp_file = root / "demo_corpus.json"
     if not args.force and stamp_file.is_file() and json.loads(stamp_file.read_text()) == stamp:
