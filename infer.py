@@ -32,12 +32,12 @@ from models.mmer import MMERModel
 from utils import audio as audio_io
 from utils.batch import View
 from utils.data import MMERDataset, build_loader
-from utils.evaluation import predict
+from utils.evaluation import predict, to_inference_precision
 from utils.experiment import Experiment, load_experiment
 from utils.io import write_json_atomic
 from utils.manifest import DataError, read_manifest, select_sessions
 from utils.metrics import CLASS_NAMES
-from utils.precision import PRECISIONS, autocast, resolve_device, resolve_precision
+from utils.precision import PRECISIONS, resolve_device, resolve_precision
 from utils.reporting import write_predictions_csv
 
 
@@ -58,6 +58,7 @@ def evaluate(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     precision = resolve_precision(args.precision, device)
     model, exp = load_for_inference(args.checkpoint_path, args.config, device)
+    model = to_inference_precision(model, precision)
     rows = select_sessions(
         read_manifest(args.csv_path, on_bad_input=args.on_bad_input), [args.session]
     )
@@ -138,6 +139,8 @@ def predict_files(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     precision = resolve_precision(args.precision, device)
     model, _ = load_for_inference(args.checkpoint, args.config, device)
+    model = to_inference_precision(model, precision)
+    dtype = next(model.parameters()).dtype
     requests = read_requests(args)
     needs_text = model.config.uses_text
     if needs_text and any(t is None for _, t in requests):
@@ -159,10 +162,9 @@ def predict_files(args: argparse.Namespace) -> int:
                 )
         else:
             emb = torch.zeros(1, 1, model.config.text_dim)
-        view = View(
-            audio, torch.tensor([audio.shape[1]]), emb, torch.ones(emb.shape[:2], dtype=torch.bool)
-        )
-        with torch.inference_mode(), autocast(device, precision):
+        mask = torch.ones(emb.shape[:2], dtype=torch.bool)
+        view = View(audio.to(dtype), torch.tensor([audio.shape[1]]), emb.to(dtype), mask)
+        with torch.inference_mode():
             logits = model(view.to(device)).logits.float().cpu()[0]
         probs = logits.softmax(-1).numpy()
         results.append({"wav": wav, "text": text, "pred": CLASS_NAMES[int(probs.argmax())],

@@ -16,6 +16,7 @@ Figures: train_audio_s_per_s (audio seconds of both views per wall second), infe
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import platform
@@ -24,7 +25,7 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,6 +38,7 @@ from bench.flops import batch_flops, peak_flops  # noqa: E402
 from models.audio_encoder import load_encoder_config  # noqa: E402
 from models.config import MMERConfig  # noqa: E402
 from models.mmer import MMERModel  # noqa: E402
+from utils.evaluation import to_inference_precision  # noqa: E402
 from utils.precision import autocast, resolve_device, resolve_precision  # noqa: E402
 
 EPOCH_UTTERANCES = 5531  # IEMOCAP-4: the pool the sampler batches (and padding is measured on)
@@ -125,6 +127,9 @@ class ModeRunner:
         )
         self.enc = load_encoder_config(self.cfg.audio_encoder)
         self.model = MMERModel(self.cfg).to(self.device)
+        # inference runs the precision's inference model (bf16 weights), as infer.py does
+        self.infer_model = to_inference_precision(copy.deepcopy(self.model), self.precision).eval()
+        self.infer_dtype = next(self.infer_model.parameters()).dtype
         self.timer = Timer(self.device)
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.opt = torch.optim.AdamW(params, lr=5e-5, fused=mode.fused_adamw)
@@ -179,12 +184,14 @@ class ModeRunner:
         )
         if i >= len(groups):
             return
-        self.model.eval()
         view = workload.make_view(list(self.infer[groups[i]]), quantum, seed=i).to(self.device)
+        view = replace(
+            view, audio=view.audio.to(self.infer_dtype), text=view.text.to(self.infer_dtype)
+        )
         grad_off = torch.inference_mode if self.mode.inference_mode else torch.no_grad
         start = self.timer.now()
-        with grad_off(), autocast(self.device, self.precision):
-            self.model(view).logits.float()
+        with grad_off():
+            self.infer_model(view).logits.float()
         if i >= skip:
             self.totals[f"{kind}_s"] += self.timer.now() - start
 

@@ -8,7 +8,9 @@ of 1e-4), so there the 99% is required on utterances with a top-2 gap >= DECISIV
 
 from __future__ import annotations
 
+import copy
 import os
+from dataclasses import replace
 
 import pytest
 import torch
@@ -17,6 +19,7 @@ from models.checkpoint import load_model
 from models.config import MMERConfig
 from models.mmer import MMERModel
 from utils.batch import View
+from utils.evaluation import to_inference_precision
 from utils.precision import autocast
 
 from .conftest import TINY
@@ -51,15 +54,22 @@ def random_utterances(model: MMERModel, seed: int = 0):
 
 
 @pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="bf16 on CPU needs oneDNN")
-def test_bf16_inference_agrees_with_fp32():
+@pytest.mark.parametrize("path", ["autocast", "bf16_weights"])
+def test_bf16_inference_agrees_with_fp32(path):
+    """`autocast` is how training evaluates; `bf16_weights` is infer.py's default on this CPU."""
     model, trained = fast_path_model()
     cpu = torch.device("cpu")
+    fast_model = to_inference_precision(copy.deepcopy(model), "bf16")
     fp32, bf16 = [], []
     with torch.inference_mode():
         for view in random_utterances(model):
             fp32.append(model(view).logits)
-            with autocast(cpu, "bf16"):
-                bf16.append(model(view).logits.float())
+            if path == "autocast":
+                with autocast(cpu, "bf16"):
+                    bf16.append(model(view).logits.float())
+            else:
+                view = replace(view, audio=view.audio.bfloat16(), text=view.text.bfloat16())
+                bf16.append(fast_model(view).logits.float())
     fp32, bf16 = torch.cat(fp32), torch.cat(bf16)
     diff = (bf16 - fp32).abs()
     assert diff.max() <= LOGIT_MAX_ABS_DIFF, f"max |logit diff| {diff.max():.4f}"

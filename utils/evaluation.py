@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -34,6 +34,14 @@ class Predictions:
         )
 
 
+def to_inference_precision(model: torch.nn.Module, precision: str) -> torch.nn.Module:
+    """For inference only: bf16 runs the model with bf16 *weights* (in place) rather than
+    under autocast, which re-casts every weight on every call; on a 2-core AVX512-BF16 CPU
+    that took batch-1 inference from 0.58x to 0.50x of the fp32 time (bench/). Training
+    keeps fp32 master weights and autocast."""
+    return model.to(torch.bfloat16) if precision == "bf16" else model
+
+
 @torch.inference_mode()
 def predict(
     model: torch.nn.Module, loader: DataLoader, device: torch.device, precision: str = "fp32"
@@ -42,12 +50,18 @@ def predict(
     (the published inference script forgot it and ran with dropout on)."""
     was_training = model.training
     model.eval()
+    weights_dtype = next(model.parameters()).dtype  # bf16 after `to_inference_precision`
     names, labels, logits = [], [], []
     try:
         for batch in loader:
             batch = batch.to(device)
-            with autocast(device, precision):
-                out = model(batch.view)
+            view = batch.view
+            if weights_dtype != torch.float32:
+                view = replace(
+                    view, audio=view.audio.to(weights_dtype), text=view.text.to(weights_dtype)
+                )
+            with autocast(device, precision if weights_dtype == torch.float32 else "fp32"):
+                out = model(view)
             names += batch.names
             labels.append(batch.labels.cpu())
             logits.append(out.logits.float().cpu())
