@@ -103,11 +103,9 @@ train() { # train SAVE_PATH MODALITIES
 header "6/7" "training: leave-one-session-out, sessions $SESSIONS, $EPOCHS epochs -> $EXP"
 train "$EXP" both
 FIRST=${SESSIONS%% *}
-if [ -f infer.sh ]; then
-  echo "inference with fold $FIRST's checkpoint on session $FIRST:"
-  bash infer.sh "$FIRST" "$CONFIG" "$CSV" "$WAV" "$EMB" "$EXP/fold$FIRST/best" \
-    --predictions "$EXP/infer_session$FIRST.csv"
-fi
+echo "inference with fold $FIRST's checkpoint on session $FIRST:"
+PYTHON=$PYTHON bash infer.sh "$FIRST" "$CONFIG" "$CSV" "$WAV" "$EMB" "$EXP/fold$FIRST/best" \
+  --predictions "$EXP/infer_session$FIRST.csv"
 if [ "$ABLATION" = 1 ]; then
   header "6/7" "ablation: audio-only -> $EXP-audio, text-only -> $EXP-text"
   train "$EXP-audio" audio
