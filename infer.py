@@ -163,7 +163,7 @@ def predict_files(args: argparse.Namespace) -> int:
         else:
             emb = torch.zeros(1, 1, model.config.text_dim)
         mask = torch.ones(emb.shape[:2], dtype=torch.bool)
-        view = View(audio.to(dtype), torch.tensor([audio.shape[1]]), emb.to(dtype), mask)
+        view = View(audio, torch.tensor([audio.shape[1]]), emb, mask).astype(dtype)
         with torch.inference_mode():
             logits = model(view.to(device)).logits.float().cpu()[0]
         probs = logits.softmax(-1).numpy()

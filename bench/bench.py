@@ -25,7 +25,7 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -185,9 +185,7 @@ class ModeRunner:
         if i >= len(groups):
             return
         view = workload.make_view(list(self.infer[groups[i]]), quantum, seed=i).to(self.device)
-        view = replace(
-            view, audio=view.audio.to(self.infer_dtype), text=view.text.to(self.infer_dtype)
-        )
+        view = view.astype(self.infer_dtype)
         grad_off = torch.inference_mode if self.mode.inference_mode else torch.no_grad
         start = self.timer.now()
         with grad_off():

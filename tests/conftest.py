@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 import torch
 import yaml
@@ -91,3 +94,9 @@ def reference_run(corpus, tmp_path_factory):
     save = tmp_path_factory.mktemp("run") / "ref"
     assert train.main(cli(corpus, save)) == 0
     return save
+
+
+def fold_metrics(run: Path) -> dict:
+    """What must not change when a run is interrupted and resumed: confusion and chosen epoch."""
+    results = json.loads((run / "results.json").read_text())
+    return {k: (f["test"]["confusion"], f["best_epoch"]) for k, f in results["folds"].items()}

@@ -35,6 +35,19 @@ def tiny_tokenizer(path, extra=()):
     return fast
 
 
+# A translation model small enough to build and run in a test (its output is gibberish).
+TINY_SEQ2SEQ = dict(
+    d_model=16,
+    encoder_layers=1,
+    decoder_layers=1,
+    encoder_attention_heads=2,
+    decoder_attention_heads=2,
+    encoder_ffn_dim=32,
+    decoder_ffn_dim=32,
+    max_position_embeddings=64,
+)
+
+
 def tiny_marian(path, seed):
     import torch
 
@@ -42,14 +55,7 @@ def tiny_marian(path, seed):
     tok = tiny_tokenizer(path)
     cfg = MarianConfig(
         vocab_size=len(tok),
-        d_model=16,
-        encoder_layers=1,
-        decoder_layers=1,
-        encoder_attention_heads=2,
-        decoder_attention_heads=2,
-        encoder_ffn_dim=32,
-        decoder_ffn_dim=32,
-        max_position_embeddings=64,
+        **TINY_SEQ2SEQ,
         pad_token_id=0,
         eos_token_id=1,
         decoder_start_token_id=0,
@@ -104,14 +110,7 @@ def test_candidates_and_forced_bos_multilingual(tmp_path):
     tok = tiny_tokenizer(tmp_path / "m2m", extra=("eng_Latn", "fra_Latn"))
     cfg = M2M100Config(
         vocab_size=len(tok),
-        d_model=16,
-        encoder_layers=1,
-        decoder_layers=1,
-        encoder_attention_heads=2,
-        decoder_attention_heads=2,
-        encoder_ffn_dim=32,
-        decoder_ffn_dim=32,
-        max_position_embeddings=64,
+        **TINY_SEQ2SEQ,
         pad_token_id=0,
         eos_token_id=1,
         decoder_start_token_id=1,

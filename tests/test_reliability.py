@@ -15,14 +15,9 @@ from pathlib import Path
 import train
 from models.mmer import MMERModel
 
-from .conftest import cli
+from .conftest import cli, fold_metrics
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _metrics(run: Path) -> dict:
-    results = json.loads((run / "results.json").read_text())
-    return {k: (f["test"]["confusion"], f["best_epoch"]) for k, f in results["folds"].items()}
 
 
 def _start(corpus, save):
@@ -51,7 +46,7 @@ def test_kill_during_checkpoint_write_leaves_no_corrupt_state(reference_run, cor
     proc.wait()
     assert not (save / "results.json").exists()
     assert train.main(cli(corpus, save, "--save_every_steps", "1")) == 0
-    assert _metrics(save) == _metrics(reference_run)
+    assert fold_metrics(save) == fold_metrics(reference_run)
     assert not list(save.rglob(".*.tmp")), "temporary files must not survive"
 
 
@@ -65,7 +60,7 @@ def test_ctrl_c_saves_and_the_same_command_resumes(reference_run, corpus, tmp_pa
     assert "interrupted" in err and "Re-run the same command to resume" in err
     assert "Traceback" not in err
     assert train.main(cli(corpus, save, "--save_every_steps", "1")) == 0
-    assert _metrics(save) == _metrics(reference_run)
+    assert fold_metrics(save) == fold_metrics(reference_run)
 
 
 def test_non_finite_losses_are_skipped_counted_and_bounded(corpus, tmp_path, monkeypatch, capsys):

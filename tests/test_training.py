@@ -19,7 +19,7 @@ from utils.experiment import load_experiment
 from utils.manifest import read_manifest
 from utils.training import validation_split
 
-from .conftest import cli
+from .conftest import cli, fold_metrics
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -52,11 +52,6 @@ def test_two_fold_run_writes_every_output(reference_run, corpus):
         assert list((run / "tb" / f"fold{k}").glob("events.out.tfevents.*"))
 
 
-def _metrics(run: Path) -> dict:
-    results = json.loads((run / "results.json").read_text())
-    return {k: (f["test"]["confusion"], f["best_epoch"]) for k, f in results["folds"].items()}
-
-
 @pytest.mark.parametrize("kill_when", ["state.pt", "best/model.safetensors"])
 def test_killed_run_resumes_to_the_same_results(reference_run, corpus, tmp_path, kill_when):
     save = tmp_path / "killed"
@@ -73,12 +68,12 @@ def test_killed_run_resumes_to_the_same_results(reference_run, corpus, tmp_path,
     proc.wait()
     assert not (save / "results.json").exists(), "the kill came too late to test anything"
     assert train.main(cli(corpus, save, "--save_every_steps", "1")) == 0
-    assert _metrics(save) == _metrics(reference_run)
+    assert fold_metrics(save) == fold_metrics(reference_run)
 
 
 def test_same_seed_same_results(reference_run, corpus, tmp_path):
     assert train.main(cli(corpus, tmp_path / "again")) == 0
-    assert _metrics(tmp_path / "again") == _metrics(reference_run)
+    assert fold_metrics(tmp_path / "again") == fold_metrics(reference_run)
 
 
 def test_ablation_switches_change_what_is_computed(corpus, tmp_path):

@@ -22,6 +22,10 @@ class View:
             **{f.name: getattr(self, f.name).to(device, non_blocking=True) for f in fields(self)},
         )
 
+    def astype(self, dtype: torch.dtype) -> View:
+        """The float inputs (audio, text) in `dtype`, e.g. for a model with bf16 weights."""
+        return replace(self, audio=self.audio.to(dtype), text=self.text.to(dtype))
+
 
 @dataclass
 class Batch:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -55,11 +55,7 @@ def predict(
     try:
         for batch in loader:
             batch = batch.to(device)
-            view = batch.view
-            if weights_dtype != torch.float32:
-                view = replace(
-                    view, audio=view.audio.to(weights_dtype), text=view.text.to(weights_dtype)
-                )
+            view = batch.view.astype(weights_dtype)
             with autocast(device, precision if weights_dtype == torch.float32 else "fp32"):
                 out = model(view)
             names += batch.names
