@@ -13,13 +13,36 @@ from __future__ import annotations
 from pathlib import Path
 
 from torch import nn
-from transformers import AutoConfig, AutoModel, PretrainedConfig
+from transformers import AttentionInterface, AutoConfig, AutoModel, PretrainedConfig
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
+from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
 
+from .attention import plain_attention, use_sdpa
 from .config import MMERConfig
 
 SHIPPED_ENCODERS = Path(__file__).resolve().parent.parent / "configs" / "encoders"
 # Hub ids whose architecture ships with the project (built offline from config alone).
 SHIPPED_ALIASES = {"facebook/wav2vec2-base": "wav2vec2-base"}
+
+
+# `attention_implementation: auto` inside the HF encoder: an attention function registered
+# with transformers that picks SDPA or the plain kernel by the tensors' device at call time
+# (so a model built on CPU and moved to a GPU, or back, always takes the faster kernel).
+AUTO_ATTENTION = "mmer_auto"
+
+
+def _auto_attention(module, query, key, value, attention_mask, dropout=0.0, scaling=None, **kw):
+    if use_sdpa("auto", query.device):
+        return sdpa_attention_forward(
+            module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kw
+        )
+    context = plain_attention(query, key, value, attention_mask, dropout, scaling)
+    return context.transpose(1, 2).contiguous(), None
+
+
+AttentionInterface.register(AUTO_ATTENTION, _auto_attention)
+ALL_MASK_ATTENTION_FUNCTIONS.register(AUTO_ATTENTION, sdpa_mask)  # boolean, None if no padding
+HF_ATTENTION = {"auto": AUTO_ATTENTION, "sdpa": "sdpa", "eager": "eager"}
 
 
 class EncoderError(ValueError):
@@ -42,7 +65,7 @@ def build_audio_encoder(config: MMERConfig) -> nn.Module:
     name = config.audio_encoder
     overrides = {
         "apply_spec_augment": config.apply_spec_augment,
-        "attn_implementation": "eager" if config.attention_implementation == "eager" else "sdpa",
+        "attn_implementation": HF_ATTENTION[config.attention_implementation],
         **config.audio_encoder_overrides,
     }
     if name.endswith(".pt"):

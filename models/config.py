@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 MODALITIES = ("both", "audio", "text")
+ATTENTION_IMPLEMENTATIONS = ("auto", "sdpa", "eager")
 
 
 class ConfigError(ValueError):
@@ -41,7 +42,9 @@ class MMERConfig:
     hidden_dropout: float = 0.1  # text input dropout and the BERT blocks' hidden dropout
     attention_dropout: float = 0.1
     ctc_dropout: float = 0.1  # on encoder frames, before the CTC head only
-    attention_implementation: str = "sdpa"  # "sdpa" (fused) or "eager" (the reference's)
+    # "auto": torch SDPA on GPUs, plain matmul-softmax-matmul on CPU (faster there, see
+    # models/attention.py); "sdpa" or "eager" (the reference's) force one everywhere.
+    attention_implementation: str = "auto"
     # Affine-free LayerNorm on each pooled feature (not in the paper; helps tiny encoders
     # trained from scratch generalise to unseen voices). Off for the paper configuration.
     pooled_feature_norm: bool = False
@@ -60,9 +63,10 @@ class MMERConfig:
     def __post_init__(self) -> None:
         if self.modalities not in MODALITIES:
             raise ConfigError(f"modalities must be one of {MODALITIES}, got {self.modalities!r}")
-        if self.attention_implementation not in ("sdpa", "eager"):
+        if self.attention_implementation not in ATTENTION_IMPLEMENTATIONS:
             raise ConfigError(
-                f"attention_implementation must be 'sdpa' or 'eager', got {self.attention_implementation!r}"
+                f"attention_implementation must be one of {ATTENTION_IMPLEMENTATIONS}, "
+                f"got {self.attention_implementation!r}"
             )
         if self.hidden_size % self.num_attention_heads:
             raise ConfigError(

@@ -100,14 +100,36 @@ def test_text_projection_only_when_widths_differ(tiny_config):
     assert other(random_view(text_dim=24)).logits.shape == (3, 4)
 
 
-def test_eager_and_sdpa_attention_agree(tiny_config, batch):
+@pytest.mark.parametrize("implementation", ["sdpa", "auto"])
+@pytest.mark.parametrize("cnn_norm", ["group", "layer"])  # layer: the encoder gets a padding mask
+def test_attention_kernels_agree_with_the_reference_eager_math(
+    tiny_config, batch, implementation, cnn_norm
+):
+    """The kernel is a speed choice: logits and gradients equal eager's on a padded batch."""
+    no_dropout = dict(hidden_dropout=0.0, attention_dropout=0.0, ctc_dropout=0.0)
+    overrides = {
+        **tiny_config.audio_encoder_overrides,
+        "hidden_dropout": 0.0,
+        "attention_dropout": 0.0,
+        "activation_dropout": 0.0,
+        "feat_proj_dropout": 0.0,
+        "layerdrop": 0.0,
+        "feat_extract_norm": cnn_norm,
+    }
+    base = dataclasses.replace(tiny_config, audio_encoder_overrides=overrides, **no_dropout)
     torch.manual_seed(0)
-    sdpa = MMERModel(tiny_config).eval()
-    eager = MMERModel(dataclasses.replace(tiny_config, attention_implementation="eager")).eval()
-    eager.load_state_dict(sdpa.state_dict())
-    torch.testing.assert_close(
-        eager(batch.view).logits, sdpa(batch.view).logits, atol=1e-5, rtol=1e-4
-    )
+    eager = MMERModel(dataclasses.replace(base, attention_implementation="eager"))
+    other = MMERModel(dataclasses.replace(base, attention_implementation=implementation))
+    other.load_state_dict(eager.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(
+            other.eval()(batch.view).logits, eager.eval()(batch.view).logits, atol=1e-5, rtol=1e-4
+        )
+    for model in (eager, other):
+        model.train().compute_objectives(batch).loss.backward()
+    for (name, a), b in zip(eager.named_parameters(), other.parameters()):
+        if a.grad is not None:
+            torch.testing.assert_close(b.grad, a.grad, atol=1e-5, rtol=1e-3, msg=name)
 
 
 def test_config_rejects_unknown_keys_and_wrong_types():
