@@ -57,7 +57,7 @@ def predict(
             batch = batch.to(device)
             view = batch.view.astype(weights_dtype)
             with autocast(device, precision if weights_dtype == torch.float32 else "fp32"):
-                out = model(view)
+                out = model(view, with_ctc=False)  # the CTC head is for training only
             names += batch.names
             labels.append(batch.labels.cpu())
             logits.append(out.logits.float().cpu())
