@@ -12,13 +12,15 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 import train
 from models.checkpoint import load_model
+from utils.batch import Batch, View
 from utils.experiment import TrainConfig, load_experiment
 from utils.manifest import read_manifest
-from utils.training import scheduled_lr, validation_split
+from utils.training import drop_text, scheduled_lr, validation_split
 
 from .conftest import cli, fold_metrics
 
@@ -155,7 +157,8 @@ def test_default_schedule_keeps_the_config_hash_of_earlier_runs(corpus):
     cosine = load_experiment(corpus["config"], {"train": {"lr_schedule": "cosine"}})
     assert cosine.hash() != exp.hash()
     d = exp.to_dict()
-    for k in ("lr_schedule", "warmup_steps", "warmup_fraction", "min_lr_ratio"):
+    new = ("lr_schedule", "warmup_steps", "warmup_fraction", "min_lr_ratio")
+    for k in (*new, "text_dropout_utterances"):
         d["train"].pop(k)
     for k in ("csv_path", "audio_dir", "text_dir", "augmented_audio_dir", "augmented_text_dir"):
         d["data"].pop(k)
@@ -215,3 +218,44 @@ def test_killed_cosine_run_resumes_with_the_same_rates(cosine_run, corpus, tmp_p
     assert train.main(args) == 0
     assert _logged_lr(save) == _logged_lr(cosine_run)
     assert fold_metrics(save) == fold_metrics(cosine_run)
+
+
+def test_text_dropout_zeroes_whole_utterances_reproducibly():
+    n = 64
+    view = View(
+        torch.zeros(n, 100), torch.full((n,), 100), torch.ones(n, 5, 8), torch.ones(n, 5) > 0
+    )
+    batch = Batch(
+        view, torch.zeros(n, dtype=torch.long), torch.zeros(n, 3), [f"u{k}" for k in range(n)]
+    )
+    out = drop_text(batch, 0.5, (0, 3, 7))
+    zeroed = (out.view.text == 0).all(dim=(1, 2))
+    assert ((out.view.text == 1).all(dim=(1, 2)) | zeroed).all()  # all or nothing per utterance
+    assert 16 < int(zeroed.sum()) < 48 and (batch.view.text == 1).all()  # the input is untouched
+    assert torch.equal(drop_text(batch, 0.5, (0, 3, 7)).view.text, out.view.text)
+    assert not torch.equal(drop_text(batch, 0.5, (0, 3, 8)).view.text, out.view.text)
+    assert torch.equal(out.view.audio, batch.view.audio) and torch.equal(
+        out.view.text_mask, view.text_mask
+    )
+
+
+def test_text_dropout_run_resumes_to_the_same_results(corpus, tmp_path):
+    drop = ("--set", "train.text_dropout_utterances=0.5", "--set", "train.epochs=1")
+    ref = tmp_path / "ref"
+    assert train.main(cli(corpus, ref, *drop)) == 0
+    save = tmp_path / "killed"
+    args = cli(corpus, save, "--save_every_steps", "1", *drop)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "train.py"), *args],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    target = save / "fold1" / "state.pt"
+    deadline = time.time() + 120
+    while not target.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (save / "results.json").exists(), "the kill came too late to test anything"
+    assert train.main(args) == 0
+    assert fold_metrics(save) == fold_metrics(ref)

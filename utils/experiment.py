@@ -26,6 +26,7 @@ _HASH_OPTIONAL_TRAIN = {
     "warmup_steps": 0,
     "warmup_fraction": 0.0,
     "min_lr_ratio": 0.0,
+    "text_dropout_utterances": 0.0,
 }
 
 
@@ -58,6 +59,11 @@ class TrainConfig:
     warmup_steps: int = 0
     warmup_fraction: float = 0.0
     min_lr_ratio: float = 0.0
+    # Share of training utterances whose text embeddings are zeroed (drawn per batch from the
+    # seed, epoch and batch index): the model has to classify those from the audio alone, so
+    # the audio path keeps learning after the text has fitted the training set. 0: off (the
+    # published training). The augmented view and evaluation are unchanged.
+    text_dropout_utterances: float = 0.0
     weight_decay: float = 0.01  # torch AdamW's default, as the reference used
     seed: int = 0
     sessions: list = field(default_factory=lambda: [1, 2, 3, 4, 5])  # test sessions (folds)
@@ -83,6 +89,11 @@ class TrainConfig:
             raise ConfigError(
                 "train.warmup_steps must be >= 0 and train.warmup_fraction in [0, 1), got "
                 f"{self.warmup_steps} and {self.warmup_fraction}"
+            )
+        if not 0.0 <= self.text_dropout_utterances < 1.0:
+            raise ConfigError(
+                "train.text_dropout_utterances must be in [0, 1), got "
+                f"{self.text_dropout_utterances}"
             )
         if not 0.0 <= self.min_lr_ratio <= 1.0:
             raise ConfigError(f"train.min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")

@@ -19,6 +19,7 @@ continues from its last saved state (end of epoch, or every `save_every_steps` s
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import signal
@@ -34,6 +35,7 @@ from tqdm import tqdm
 
 from models.checkpoint import load_model, safe_torch_load, save_model
 from models.mmer import MMERModel
+from utils.batch import Batch
 from utils.data import MMERDataset, build_loader, set_epoch
 from utils.distributed import DistContext, any_true, barrier, gather_predictions
 from utils.evaluation import Predictions, predict
@@ -307,6 +309,8 @@ class FoldTrainer:
             sync = (
                 contextlib.nullcontext() if step_now or not self.ctx.enabled else self.ddp.no_sync()
             )
+            if t.text_dropout_utterances > 0:
+                batch = drop_text(batch, t.text_dropout_utterances, (t.seed, s.epoch, i))
             with sync:
                 with autocast(self.device, self.precision):
                     objectives = self.ddp(batch.to(self.device))
@@ -384,6 +388,21 @@ class FoldTrainer:
 
 
 # -- helpers -------------------------------------------------------------------------------
+def drop_text(batch: Batch, share: float, key: tuple[int, ...]) -> Batch:
+    """`batch` with the text embeddings of about `share` of its utterances zeroed.
+
+    Which ones is drawn from `key` (seed, epoch, batch index) alone, not from the global RNG
+    state: a resumed run drops the same utterances as an uninterrupted one.
+    """
+    rng = np.random.default_rng(list(key))
+    drop = torch.from_numpy(rng.random(len(batch)) < share)
+    if not drop.any():
+        return batch
+    text = batch.view.text.clone()
+    text[drop] = 0.0
+    return dataclasses.replace(batch, view=dataclasses.replace(batch.view, text=text))
+
+
 def scheduled_lr(t: TrainConfig, step: int, total_steps: int) -> float:
     """The learning rate of optimizer step `step` (0-based) of `total_steps`.
 
