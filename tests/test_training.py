@@ -259,3 +259,16 @@ def test_text_dropout_run_resumes_to_the_same_results(corpus, tmp_path):
     assert not (save / "results.json").exists(), "the kill came too late to test anything"
     assert train.main(args) == 0
     assert fold_metrics(save) == fold_metrics(ref)
+
+
+def test_text_dropout_leaves_a_text_only_run_alone(corpus, tmp_path):
+    text_only = ("--modalities", "text", "--set", "train.epochs=1")
+    plain, dropped = tmp_path / "plain", tmp_path / "dropped"
+    assert train.main(cli(corpus, plain, *text_only)) == 0
+    drop = ("--set", "train.text_dropout_utterances=0.5")
+    assert train.main(cli(corpus, dropped, *text_only, *drop)) == 0
+    for k in (1, 2):  # the same training losses, to the bit
+        logs = [(run / f"fold{k}" / "log.jsonl").read_text() for run in (plain, dropped)]
+        assert [json.loads(x)["train"] for x in logs[0].splitlines()] == [
+            json.loads(x)["train"] for x in logs[1].splitlines()
+        ]

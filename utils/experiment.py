@@ -62,7 +62,8 @@ class TrainConfig:
     # Share of training utterances whose text embeddings are zeroed (drawn per batch from the
     # seed, epoch and batch index): the model has to classify those from the audio alone, so
     # the audio path keeps learning after the text has fitted the training set. 0: off (the
-    # published training). The augmented view and evaluation are unchanged.
+    # published training). The augmented view and evaluation are unchanged; single-modality
+    # runs (model.modalities audio / text) ignore it.
     text_dropout_utterances: float = 0.0
     weight_decay: float = 0.01  # torch AdamW's default, as the reference used
     seed: int = 0

@@ -199,6 +199,9 @@ class FoldTrainer:
             )
         # fp16 needs loss scaling against underflowing gradients; bf16 and fp32 do not.
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.precision == "fp16")
+        # only where there is audio to fall back on (a text-only ablation trains as configured)
+        both = exp.model.uses_audio and exp.model.uses_text
+        self.drop_text_share = t.text_dropout_utterances if both else 0.0
         self.state = FoldState()
         self._stop_requested = False
 
@@ -309,8 +312,8 @@ class FoldTrainer:
             sync = (
                 contextlib.nullcontext() if step_now or not self.ctx.enabled else self.ddp.no_sync()
             )
-            if t.text_dropout_utterances > 0:
-                batch = drop_text(batch, t.text_dropout_utterances, (t.seed, s.epoch, i))
+            if self.drop_text_share:
+                batch = drop_text(batch, self.drop_text_share, (t.seed, s.epoch, i))
             with sync:
                 with autocast(self.device, self.precision):
                     objectives = self.ddp(batch.to(self.device))
