@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -11,13 +12,15 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 import train
 from models.checkpoint import load_model
-from utils.experiment import load_experiment
+from utils.batch import Batch, View
+from utils.experiment import TrainConfig, load_experiment
 from utils.manifest import read_manifest
-from utils.training import validation_split
+from utils.training import drop_text, scheduled_lr, validation_split
 
 from .conftest import cli, fold_metrics
 
@@ -126,3 +129,146 @@ def test_flags_and_reference_aliases_map_to_the_config(corpus):
 def test_bad_config_is_a_clear_error(corpus, tmp_path, capsys):
     assert train.main(cli(corpus, tmp_path / "x", "--set", "model.hiden=3")) == 2
     assert "unknown key(s) ['hiden']" in capsys.readouterr().err
+
+
+# -- learning-rate schedule ----------------------------------------------------------------
+COSINE = ("--set", "train.lr_schedule=cosine", "--set", "train.min_lr_ratio=0.1")
+
+
+def test_lr_schedules_are_a_pure_function_of_the_step():
+    const = TrainConfig(lr=1e-3)
+    assert [scheduled_lr(const, k, 10) for k in range(10)] == [1e-3] * 10  # the published one
+    cos = TrainConfig(lr=1e-3, lr_schedule="cosine", min_lr_ratio=0.1)
+    assert scheduled_lr(cos, 0, 10) == pytest.approx(1e-3)
+    assert scheduled_lr(cos, 5, 10) == pytest.approx(1e-3 * (0.1 + 0.9 * 0.5))
+    rates = [scheduled_lr(cos, k, 10) for k in range(12)]
+    assert rates == sorted(rates, reverse=True) and rates[-1] == pytest.approx(1e-4)
+    lin = TrainConfig(lr=1e-3, lr_schedule="linear", warmup_steps=4)
+    assert [scheduled_lr(lin, k, 14) for k in range(5)] == pytest.approx(
+        [2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3]
+    )
+    assert scheduled_lr(lin, 9, 14) == pytest.approx(5e-4)
+    frac = TrainConfig(lr=1e-3, lr_schedule="cosine", warmup_fraction=0.2)
+    assert scheduled_lr(frac, 0, 10) == pytest.approx(5e-4)  # 2 warmup steps of 10
+
+
+def test_default_schedule_keeps_the_config_hash_of_earlier_runs(corpus):
+    exp = load_experiment(corpus["config"])
+    cosine = load_experiment(corpus["config"], {"train": {"lr_schedule": "cosine"}})
+    assert cosine.hash() != exp.hash()
+    d = exp.to_dict()
+    new = ("lr_schedule", "warmup_steps", "warmup_fraction", "min_lr_ratio")
+    for k in (*new, "text_dropout_utterances"):
+        d["train"].pop(k)
+    for k in ("csv_path", "audio_dir", "text_dir", "augmented_audio_dir", "augmented_text_dir"):
+        d["data"].pop(k)
+    for k in ("device", "num_workers", "save_every_steps", "sessions"):
+        d["train"].pop(k)
+    old = hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
+    assert exp.hash() == old  # the hash before the schedule keys existed
+
+
+@pytest.mark.parametrize("bad", ["train.lr_schedule=step", "train.min_lr_ratio=2"])
+def test_bad_schedule_is_a_clear_error(corpus, tmp_path, capsys, bad):
+    assert train.main(cli(corpus, tmp_path / "x", "--set", bad)) == 2
+    assert "train." + bad.split(".")[1].split("=")[0] in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def cosine_run(corpus, tmp_path_factory):
+    save = tmp_path_factory.mktemp("cosine") / "ref"
+    assert train.main(cli(corpus, save, *COSINE)) == 0
+    return save
+
+
+def _logged_lr(run: Path) -> dict:
+    return {
+        k: [(r["optimizer_steps"], r["lr"]) for r in map(json.loads, lines)]
+        for k in (1, 2)
+        for lines in [(run / f"fold{k}" / "log.jsonl").read_text().splitlines()]
+    }
+
+
+def test_cosine_lr_follows_the_schedule_and_is_logged(cosine_run, corpus):
+    schedule = {"lr_schedule": "cosine", "min_lr_ratio": 0.1}
+    t = load_experiment(corpus["config"], {"train": schedule}).train
+    for steps_lr in _logged_lr(cosine_run).values():
+        total = steps_lr[-1][0]  # no skipped steps: every epoch's steps were taken
+        assert total == t.epochs * (total // t.epochs) and len(steps_lr) == t.epochs
+        for steps, lr in steps_lr:  # the rate of the epoch's last step
+            assert lr == pytest.approx(scheduled_lr(t, steps - 1, total))
+        assert steps_lr[0][1] < t.lr and steps_lr[-1][1] < steps_lr[0][1]
+
+
+def test_killed_cosine_run_resumes_with_the_same_rates(cosine_run, corpus, tmp_path):
+    save = tmp_path / "killed"
+    args = cli(corpus, save, "--save_every_steps", "1", *COSINE)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "train.py"), *args],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    target = save / "fold1" / "state.pt"
+    deadline = time.time() + 120
+    while not target.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (save / "results.json").exists(), "the kill came too late to test anything"
+    assert train.main(args) == 0
+    assert _logged_lr(save) == _logged_lr(cosine_run)
+    assert fold_metrics(save) == fold_metrics(cosine_run)
+
+
+def test_text_dropout_zeroes_whole_utterances_reproducibly():
+    n = 64
+    view = View(
+        torch.zeros(n, 100), torch.full((n,), 100), torch.ones(n, 5, 8), torch.ones(n, 5) > 0
+    )
+    batch = Batch(
+        view, torch.zeros(n, dtype=torch.long), torch.zeros(n, 3), [f"u{k}" for k in range(n)]
+    )
+    out = drop_text(batch, 0.5, (0, 3, 7))
+    zeroed = (out.view.text == 0).all(dim=(1, 2))
+    assert ((out.view.text == 1).all(dim=(1, 2)) | zeroed).all()  # all or nothing per utterance
+    assert 16 < int(zeroed.sum()) < 48 and (batch.view.text == 1).all()  # the input is untouched
+    assert torch.equal(drop_text(batch, 0.5, (0, 3, 7)).view.text, out.view.text)
+    assert not torch.equal(drop_text(batch, 0.5, (0, 3, 8)).view.text, out.view.text)
+    assert torch.equal(out.view.audio, batch.view.audio) and torch.equal(
+        out.view.text_mask, view.text_mask
+    )
+
+
+def test_text_dropout_run_resumes_to_the_same_results(corpus, tmp_path):
+    drop = ("--set", "train.text_dropout_utterances=0.5", "--set", "train.epochs=1")
+    ref = tmp_path / "ref"
+    assert train.main(cli(corpus, ref, *drop)) == 0
+    save = tmp_path / "killed"
+    args = cli(corpus, save, "--save_every_steps", "1", *drop)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "train.py"), *args],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    target = save / "fold1" / "state.pt"
+    deadline = time.time() + 120
+    while not target.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (save / "results.json").exists(), "the kill came too late to test anything"
+    assert train.main(args) == 0
+    assert fold_metrics(save) == fold_metrics(ref)
+
+
+def test_text_dropout_leaves_a_text_only_run_alone(corpus, tmp_path):
+    text_only = ("--modalities", "text", "--set", "train.epochs=1")
+    plain, dropped = tmp_path / "plain", tmp_path / "dropped"
+    assert train.main(cli(corpus, plain, *text_only)) == 0
+    drop = ("--set", "train.text_dropout_utterances=0.5")
+    assert train.main(cli(corpus, dropped, *text_only, *drop)) == 0
+    for k in (1, 2):  # the same training losses, to the bit
+        logs = [(run / f"fold{k}" / "log.jsonl").read_text() for run in (plain, dropped)]
+        assert [json.loads(x)["train"] for x in logs[0].splitlines()] == [
+            json.loads(x)["train"] for x in logs[1].splitlines()
+        ]

@@ -18,6 +18,16 @@ import yaml
 from models.config import ConfigError, MMERConfig, check_fields
 
 SELECTIONS = ("val", "heldout", "last")
+LR_SCHEDULES = ("constant", "cosine", "linear")
+# Keys added after runs were already made: left out of the config hash while they hold their
+# default, so that an existing run directory still resumes (its hash is unchanged).
+_HASH_OPTIONAL_TRAIN = {
+    "lr_schedule": "constant",
+    "warmup_steps": 0,
+    "warmup_fraction": 0.0,
+    "min_lr_ratio": 0.0,
+    "text_dropout_utterances": 0.0,
+}
 
 
 @dataclass
@@ -40,6 +50,21 @@ class TrainConfig:
     batch_size: int = 2
     accum_iter: int = 4  # optimizer step every accum_iter batches (and at epoch end)
     lr: float = 5e-5
+    # Learning rate per optimizer step (utils.training.scheduled_lr, a pure function of the
+    # step count, so a resumed run gets the same rates): "constant" (the published pipeline),
+    # or "cosine" / "linear" decay from lr to min_lr_ratio * lr over the whole run. Warmup
+    # (any schedule): linear from lr / warmup to lr over warmup_steps, or, if that is 0, over
+    # warmup_fraction of all steps.
+    lr_schedule: str = "constant"
+    warmup_steps: int = 0
+    warmup_fraction: float = 0.0
+    min_lr_ratio: float = 0.0
+    # Share of training utterances whose text embeddings are zeroed (drawn per batch from the
+    # seed, epoch and batch index): the model has to classify those from the audio alone, so
+    # the audio path keeps learning after the text has fitted the training set. 0: off (the
+    # published training). The augmented view and evaluation are unchanged; single-modality
+    # runs (model.modalities audio / text) ignore it.
+    text_dropout_utterances: float = 0.0
     weight_decay: float = 0.01  # torch AdamW's default, as the reference used
     seed: int = 0
     sessions: list = field(default_factory=lambda: [1, 2, 3, 4, 5])  # test sessions (folds)
@@ -57,6 +82,22 @@ class TrainConfig:
             raise ConfigError(
                 f"train.selection must be one of {SELECTIONS}, got {self.selection!r}"
             )
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ConfigError(
+                f"train.lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}"
+            )
+        if self.warmup_steps < 0 or not 0.0 <= self.warmup_fraction < 1.0:
+            raise ConfigError(
+                "train.warmup_steps must be >= 0 and train.warmup_fraction in [0, 1), got "
+                f"{self.warmup_steps} and {self.warmup_fraction}"
+            )
+        if not 0.0 <= self.text_dropout_utterances < 1.0:
+            raise ConfigError(
+                "train.text_dropout_utterances must be in [0, 1), got "
+                f"{self.text_dropout_utterances}"
+            )
+        if not 0.0 <= self.min_lr_ratio <= 1.0:
+            raise ConfigError(f"train.min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
         bad = [s for s in self.sessions if s not in (1, 2, 3, 4, 5)]
         if bad or not self.sessions:
             raise ConfigError(f"train.sessions must be IEMOCAP sessions 1-5, got {self.sessions}")
@@ -78,6 +119,9 @@ class Experiment:
             d["data"].pop(k)
         for k in ("device", "num_workers", "save_every_steps", "sessions"):
             d["train"].pop(k)
+        for k, default in _HASH_OPTIONAL_TRAIN.items():
+            if d["train"][k] == default:
+                d["train"].pop(k)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
     def to_yaml(self) -> str:

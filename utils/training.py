@@ -19,7 +19,9 @@ continues from its last saved state (end of epoch, or every `save_every_steps` s
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
+import math
 import signal
 import time
 from dataclasses import dataclass, field
@@ -33,10 +35,11 @@ from tqdm import tqdm
 
 from models.checkpoint import load_model, safe_torch_load, save_model
 from models.mmer import MMERModel
+from utils.batch import Batch
 from utils.data import MMERDataset, build_loader, set_epoch
 from utils.distributed import DistContext, any_true, barrier, gather_predictions
 from utils.evaluation import Predictions, predict
-from utils.experiment import Experiment
+from utils.experiment import Experiment, TrainConfig
 from utils.io import atomic_path, remove_stale_temporaries, write_json_atomic, write_text_atomic
 from utils.manifest import loso_split, read_manifest
 from utils.metrics import compute_metrics, summarize_folds
@@ -196,6 +199,9 @@ class FoldTrainer:
             )
         # fp16 needs loss scaling against underflowing gradients; bf16 and fp32 do not.
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.precision == "fp16")
+        # only where there is audio to fall back on (a text-only ablation trains as configured)
+        both = exp.model.uses_audio and exp.model.uses_text
+        self.drop_text_share = t.text_dropout_utterances if both else 0.0
         self.state = FoldState()
         self._stop_requested = False
 
@@ -256,6 +262,7 @@ class FoldTrainer:
                     "epoch": self.state.epoch + 1,
                     "train": losses,
                     "optimizer_steps": self.state.optimizer_steps,
+                    "lr": self.optimizer.param_groups[0]["lr"],  # of the epoch's last step
                 }
                 if "select" in self.eval_loaders:
                     metrics = self.evaluate("select").metrics()
@@ -298,12 +305,15 @@ class FoldTrainer:
             total=n_batches, initial=s.batches_done, desc=f"fold {self.session} epoch {s.epoch + 1}/{t.epochs}",
             disable=not self.ctx.is_main, dynamic_ncols=True, leave=False,
         )  # fmt: skip
+        total_steps = t.epochs * math.ceil(n_batches / t.accum_iter)
         for batch in self.train_loader:
             i = s.batches_done
             step_now = (i + 1) % t.accum_iter == 0 or i + 1 == n_batches
             sync = (
                 contextlib.nullcontext() if step_now or not self.ctx.enabled else self.ddp.no_sync()
             )
+            if self.drop_text_share:
+                batch = drop_text(batch, self.drop_text_share, (t.seed, s.epoch, i))
             with sync:
                 with autocast(self.device, self.precision):
                     objectives = self.ddp(batch.to(self.device))
@@ -326,6 +336,9 @@ class FoldTrainer:
             s.batches_done += 1
             if step_now:
                 if not window_bad:
+                    lr = scheduled_lr(t, s.optimizer_steps, total_steps)
+                    for group in self.optimizer.param_groups:
+                        group["lr"] = lr
                     self.scaler.step(self.optimizer)
                     self.scaler.update()
                     s.optimizer_steps += 1
@@ -378,6 +391,41 @@ class FoldTrainer:
 
 
 # -- helpers -------------------------------------------------------------------------------
+def drop_text(batch: Batch, share: float, key: tuple[int, ...]) -> Batch:
+    """`batch` with the text embeddings of about `share` of its utterances zeroed.
+
+    Which ones is drawn from `key` (seed, epoch, batch index) alone, not from the global RNG
+    state: a resumed run drops the same utterances as an uninterrupted one.
+    """
+    rng = np.random.default_rng(list(key))
+    drop = torch.from_numpy(rng.random(len(batch)) < share)
+    if not drop.any():
+        return batch
+    text = batch.view.text.clone()
+    text[drop] = 0.0
+    return dataclasses.replace(batch, view=dataclasses.replace(batch.view, text=text))
+
+
+def scheduled_lr(t: TrainConfig, step: int, total_steps: int) -> float:
+    """The learning rate of optimizer step `step` (0-based) of `total_steps`.
+
+    A pure function of the step count (which the resumable state stores): a resumed run
+    uses exactly the rates of an uninterrupted one. "constant" without warmup is `t.lr`
+    throughout, the published pipeline's behaviour.
+    """
+    warmup = t.warmup_steps or round(t.warmup_fraction * total_steps)
+    if step < warmup:
+        return t.lr * (step + 1) / warmup
+    if t.lr_schedule == "constant":
+        return t.lr
+    progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
+    if t.lr_schedule == "cosine":
+        factor = 0.5 * (1.0 + math.cos(math.pi * progress))
+    else:  # linear
+        factor = 1.0 - progress
+    return t.lr * (t.min_lr_ratio + (1.0 - t.min_lr_ratio) * factor)
+
+
 def validation_split(
     rows: pd.DataFrame, fraction: float, seed: int
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -459,6 +507,8 @@ def _tensorboard(path: Path) -> Any:
 def _log_scalars(writer: Any, record: dict) -> None:
     if writer is None:
         return
+    if "lr" in record:
+        writer.add_scalar("train/lr", record["lr"], record["epoch"])
     for group, values in record.items():
         if isinstance(values, dict):
             for k, v in values.items():
