@@ -55,21 +55,23 @@ class Mode:
     accumulation: int
     inference_mode: bool  # torch.inference_mode (else no_grad)
     fused_adamw: bool
+    fast_dropout: bool  # MMERConfig.fast_dropout (cheaper dropout masks on CPU)
 
 
-REFERENCE = Mode("fp32", "eager", False, 1, 2, 4, False, False)
-FAST = Mode("auto", "auto", True, 4000, 2, 4, True, True)
+REFERENCE = Mode("fp32", "eager", False, 1, 2, 4, False, False, False)
+FAST = Mode("auto", "auto", True, 4000, 2, 4, True, True, True)
 MODES = {
     "reference": REFERENCE,
     "fast": FAST,
     # Batch 8 changes the loss (SCL/ACL are computed within a batch): not a drop-in default.
-    "fast-b8": Mode("auto", "auto", True, 4000, 8, 1, True, True),
+    "fast-b8": Mode("auto", "auto", True, 4000, 8, 1, True, True, True),
     # Ablations: the fast mode with one lever put back to the reference's choice.
-    "fast-fp32": Mode("fp32", "auto", True, 4000, 2, 4, True, True),
-    "fast-sdpa": Mode("auto", "sdpa", True, 4000, 2, 4, True, True),  # SDPA on CPU too
-    "fast-random": Mode("auto", "auto", False, 1, 2, 4, True, True),
-    "fast-exact": Mode("auto", "auto", True, 1, 2, 4, True, True),
-    "fast-unfused": Mode("auto", "auto", True, 4000, 2, 4, True, False),
+    "fast-fp32": Mode("fp32", "auto", True, 4000, 2, 4, True, True, True),
+    "fast-sdpa": Mode("auto", "sdpa", True, 4000, 2, 4, True, True, True),  # SDPA on CPU too
+    "fast-random": Mode("auto", "auto", False, 1, 2, 4, True, True, True),
+    "fast-exact": Mode("auto", "auto", True, 1, 2, 4, True, True, True),
+    "fast-unfused": Mode("auto", "auto", True, 4000, 2, 4, True, False, True),
+    "fast-torchdropout": Mode("auto", "auto", True, 4000, 2, 4, True, True, False),
 }
 
 
@@ -124,6 +126,7 @@ class ModeRunner:
             audio_encoder="facebook/wav2vec2-base",
             audio_encoder_pretrained=False,
             attention_implementation=mode.attention,
+            fast_dropout=mode.fast_dropout,
         )
         self.enc = load_encoder_config(self.cfg.audio_encoder)
         self.model = MMERModel(self.cfg).to(self.device)

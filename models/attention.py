@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import MMERConfig
+from .dropout import dropout as fast_dropout
 
 MASK_VALUE = -10000.0
 
@@ -38,10 +39,12 @@ def plain_attention(
     mask: torch.Tensor | None,
     dropout: float,
     scale: float | None = None,
+    fast_dropout_masks: bool = True,
 ) -> torch.Tensor:
     """softmax(q k^T * scale + mask) v with dropout on the probabilities; (batch, heads, T, d).
 
     `mask` is additive (float) or boolean (True = attend), broadcastable to the scores.
+    `fast_dropout_masks`: draw the dropout mask with `models.dropout` (else `F.dropout`).
     """
     scores = (q @ k.transpose(-1, -2)) * (q.shape[-1] ** -0.5 if scale is None else scale)
     if mask is not None:
@@ -49,8 +52,8 @@ def plain_attention(
             scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
         else:
             scores = scores + mask.to(scores.dtype)
-    probs = F.dropout(scores.softmax(dim=-1), p=dropout, training=dropout > 0)
-    return probs @ v
+    drop = fast_dropout if fast_dropout_masks else F.dropout
+    return drop(scores.softmax(dim=-1), dropout, dropout > 0) @ v
 
 
 def additive_mask(key_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -73,6 +76,7 @@ class AttentionBlock(nn.Module):
         self.head_dim = hidden // self.num_heads
         self.attention_dropout = config.attention_dropout
         self.implementation = config.attention_implementation
+        self.fast_dropout = config.fast_dropout
 
         self.query = nn.Linear(hidden, hidden)
         self.key = nn.Linear(hidden, hidden)
@@ -101,7 +105,9 @@ class AttentionBlock(nn.Module):
                 q, k, v, attn_mask=mask.to(q.dtype), dropout_p=p
             )
         else:
-            context = plain_attention(q, k, v, mask, p, 1 / math.sqrt(self.head_dim))
+            context = plain_attention(
+                q, k, v, mask, p, 1 / math.sqrt(self.head_dim), self.fast_dropout
+            )
         return context.transpose(1, 2).flatten(2)  # (batch, Tq, hidden)
 
     def forward(

@@ -36,7 +36,8 @@ def _auto_attention(module, query, key, value, attention_mask, dropout=0.0, scal
         return sdpa_attention_forward(
             module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kw
         )
-    context = plain_attention(query, key, value, attention_mask, dropout, scaling)
+    fast = getattr(module.config, "mmer_fast_dropout", True)  # set by build_audio_encoder
+    context = plain_attention(query, key, value, attention_mask, dropout, scaling, fast)
     return context.transpose(1, 2).contiguous(), None
 
 
@@ -97,6 +98,7 @@ def build_audio_encoder(config: MMERConfig) -> nn.Module:
         encoder.freeze_feature_encoder()
     if not config.apply_spec_augment and getattr(encoder, "masked_spec_embed", None) is not None:
         encoder.masked_spec_embed.requires_grad_(False)  # only SpecAugment uses it
+    encoder.config.mmer_fast_dropout = config.fast_dropout  # read by _auto_attention
     return encoder
 
 

@@ -23,6 +23,7 @@ from utils.batch import Batch, View
 from .attention import AttentionBlock
 from .audio_encoder import build_audio_encoder, encoder_takes_attention_mask
 from .config import MMERConfig
+from .dropout import use_fast_dropout
 from .losses import augmentation_contrastive_loss, ctc_loss, supervised_contrastive_loss
 
 POOL_FILL = -9999.9999  # the reference's fill value for padded positions before max pooling
@@ -112,6 +113,8 @@ class MMERModel(nn.Module):
         ):
             if head is not None and not used:
                 head.requires_grad_(False)
+        if config.fast_dropout:
+            use_fast_dropout(self)  # every nn.Dropout, the audio encoder's included
 
     # -- forward ---------------------------------------------------------------------------
     def encode_audio(
