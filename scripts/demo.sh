@@ -44,6 +44,15 @@ WAV_AUG=$DATA/wav_augmented
 T0=$(date +%s)
 header() { echo; echo "== [$1] $2 ($(($(date +%s) - T0)) s elapsed)"; }
 
+# Everything under $DATA is made from one corpus: refuse to mix corpora of other settings.
+MADE_FROM=$DATA/demo_settings.txt
+SETTINGS="utterances_per_speaker=$UTTERANCES seed=$SEED"
+if [ -f "$MADE_FROM" ] && [ "$(cat "$MADE_FROM")" != "$SETTINGS" ]; then
+  echo "demo.sh: $DATA was made with $(cat "$MADE_FROM"), not $SETTINGS: set DEMO_DATA (and DEMO_EXP) to new directories, or delete $DATA" >&2
+  exit 2
+fi
+mkdir -p "$DATA" && echo "$SETTINGS" >"$MADE_FROM"
+
 header "2/7" "demo corpus: $UTTERANCES utterances per speaker, 10 speakers -> $DATA/IEMOCAP_full_release"
 "$PYTHON" data_prep/make_demo_corpus.py --out "$DATA/IEMOCAP_full_release" \
   --utterances_per_speaker "$UTTERANCES" --seed "$SEED"

@@ -50,3 +50,13 @@ def test_demo_pipeline_end_to_end_on_a_tiny_corpus(tmp_path: Path) -> None:
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert "nothing to do" in again.stdout
     assert "already done" in again.stdout + again.stderr
+
+    # another corpus seed into the same directories is refused before anything is touched
+    before = (tmp_path / "exp" / "results.json").read_text()
+    other = subprocess.run(
+        ["sh", "scripts/demo.sh"], cwd=ROOT, env={**env, "DEMO_SEED": "7"},
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert other.returncode == 2
+    assert "seed=0" in other.stderr and "seed=7" in other.stderr and "DEMO_DATA" in other.stderr
+    assert (tmp_path / "exp" / "results.json").read_text() == before

@@ -127,7 +127,7 @@ def test_attention_kernels_agree_with_the_reference_eager_math(
         )
     for model in (eager, other):
         model.train().compute_objectives(batch).loss.backward()
-    for (name, a), b in zip(eager.named_parameters(), other.parameters()):
+    for (name, a), b in zip(eager.named_parameters(), other.parameters(), strict=True):
         if a.grad is not None:
             torch.testing.assert_close(b.grad, a.grad, atol=1e-5, rtol=1e-3, msg=name)
 

@@ -113,8 +113,11 @@ class Experiment:
         return dataclasses.asdict(self)
 
     def hash(self) -> str:
-        """A short hash of everything that defines the numbers (not paths or devices)."""
+        """A short hash of everything that defines the numbers (not paths, devices or kernels:
+        which attention kernel or dropout-mask generator runs is a speed choice)."""
         d = self.to_dict()
+        for k in ("attention_implementation", "fast_dropout"):
+            d["model"].pop(k)
         for k in ("csv_path", "audio_dir", "text_dir", "augmented_audio_dir", "augmented_text_dir"):
             d["data"].pop(k)
         for k in ("device", "num_workers", "save_every_steps", "sessions"):
