@@ -55,21 +55,27 @@ def test_two_fold_run_writes_every_output(reference_run, corpus):
         assert list((run / "tb" / f"fold{k}").glob("events.out.tfevents.*"))
 
 
-@pytest.mark.parametrize("kill_when", ["state.pt", "best/model.safetensors"])
-def test_killed_run_resumes_to_the_same_results(reference_run, corpus, tmp_path, kill_when):
-    save = tmp_path / "killed"
-    cmd = [sys.executable, str(ROOT / "train.py"), *cli(corpus, save, "--save_every_steps", "1")]
+def kill_when_written(args: list[str], save, written: str = "state.pt") -> None:
+    """Run train.py with `args` in a subprocess and SIGKILL it once `save/fold1/<written>`
+    exists (before it could finish: no results.json)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
-        cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    target = save / "fold1" / kill_when
+        [sys.executable, str(ROOT / "train.py"), *args],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    target = save / "fold1" / written
     deadline = time.time() + 120
     while not target.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.005)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (save / "results.json").exists(), "the kill came too late to test anything"
+
+
+@pytest.mark.parametrize("kill_when", ["state.pt", "best/model.safetensors"])
+def test_killed_run_resumes_to_the_same_results(reference_run, corpus, tmp_path, kill_when):
+    save = tmp_path / "killed"
+    kill_when_written(cli(corpus, save, "--save_every_steps", "1"), save, kill_when)
     assert train.main(cli(corpus, save, "--save_every_steps", "1")) == 0
     assert fold_metrics(save) == fold_metrics(reference_run)
 
@@ -207,18 +213,7 @@ def test_cosine_lr_follows_the_schedule_and_is_logged(cosine_run, corpus):
 def test_killed_cosine_run_resumes_with_the_same_rates(cosine_run, corpus, tmp_path):
     save = tmp_path / "killed"
     args = cli(corpus, save, "--save_every_steps", "1", *COSINE)
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "train.py"), *args],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    target = save / "fold1" / "state.pt"
-    deadline = time.time() + 120
-    while not target.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.005)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert not (save / "results.json").exists(), "the kill came too late to test anything"
+    kill_when_written(args, save)
     assert train.main(args) == 0
     assert _logged_lr(save) == _logged_lr(cosine_run)
     assert fold_metrics(save) == fold_metrics(cosine_run)
@@ -249,18 +244,7 @@ def test_text_dropout_run_resumes_to_the_same_results(corpus, tmp_path):
     assert train.main(cli(corpus, ref, *drop)) == 0
     save = tmp_path / "killed"
     args = cli(corpus, save, "--save_every_steps", "1", *drop)
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "train.py"), *args],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    target = save / "fold1" / "state.pt"
-    deadline = time.time() + 120
-    while not target.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.005)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert not (save / "results.json").exists(), "the kill came too late to test anything"
+    kill_when_written(args, save)
     assert train.main(args) == 0
     assert fold_metrics(save) == fold_metrics(ref)
 
