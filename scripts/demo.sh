@@ -11,8 +11,8 @@
 #   DEMO_DATA=data/demo  DEMO_EXP=exp/demo  DEMO_CONFIG=configs/demo.yaml
 #   DEMO_UTTERANCES=40 (per speaker, 10 speakers)  DEMO_EPOCHS= (empty: the config's)
 #   DEMO_SESSIONS="1 2 3 4 5"  DEMO_SEED=0  PYTHON=python
-# A smaller corpus or other epochs need their own DEMO_DATA / DEMO_EXP (a run directory
-# refuses a different configuration).
+# A smaller corpus, another seed or other epochs need their own DEMO_DATA / DEMO_EXP (both
+# refuse what was made with other settings).
 set -eu
 cd "$(dirname "$0")/.."
 
