@@ -25,7 +25,7 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,14 +64,14 @@ MODES = {
     "reference": REFERENCE,
     "fast": FAST,
     # Batch 8 changes the loss (SCL/ACL are computed within a batch): not a drop-in default.
-    "fast-b8": Mode("auto", "auto", True, 4000, 8, 1, True, True, True),
+    "fast-b8": replace(FAST, batch_size=8, accumulation=1),
     # Ablations: the fast mode with one lever put back to the reference's choice.
-    "fast-fp32": Mode("fp32", "auto", True, 4000, 2, 4, True, True, True),
-    "fast-sdpa": Mode("auto", "sdpa", True, 4000, 2, 4, True, True, True),  # SDPA on CPU too
-    "fast-random": Mode("auto", "auto", False, 1, 2, 4, True, True, True),
-    "fast-exact": Mode("auto", "auto", True, 1, 2, 4, True, True, True),
-    "fast-unfused": Mode("auto", "auto", True, 4000, 2, 4, True, False, True),
-    "fast-torchdropout": Mode("auto", "auto", True, 4000, 2, 4, True, True, False),
+    "fast-fp32": replace(FAST, precision="fp32"),
+    "fast-sdpa": replace(FAST, attention="sdpa"),  # SDPA on CPU too
+    "fast-random": replace(FAST, bucket=False, quantum=1),
+    "fast-exact": replace(FAST, quantum=1),
+    "fast-unfused": replace(FAST, fused_adamw=False),
+    "fast-torchdropout": replace(FAST, fast_dropout=False),
 }
 
 

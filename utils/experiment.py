@@ -19,8 +19,8 @@ from models.config import ConfigError, MMERConfig, check_fields
 
 SELECTIONS = ("val", "heldout", "last")
 LR_SCHEDULES = ("constant", "cosine", "linear")
-# Keys added after runs were already made: left out of the config hash while they hold their
-# default, so that an existing run directory still resumes (its hash is unchanged).
+# Keys added after the first runs: left out of the config hash while they hold their default,
+# so a config that does not use them hashes as it did before they existed.
 _HASH_OPTIONAL_TRAIN = {
     "lr_schedule": "constant",
     "warmup_steps": 0,
