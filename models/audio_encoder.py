@@ -54,6 +54,9 @@ def resolve_encoder_path(name: str) -> str:
     """A local directory for shipped architectures or existing paths; else `name` unchanged."""
     if Path(name).exists():
         return name
+    in_repo = SHIPPED_ENCODERS.parent.parent / name  # "configs/encoders/x" from another cwd
+    if not Path(name).is_absolute() and in_repo.is_dir():
+        return str(in_repo)
     if name in SHIPPED_ALIASES:
         return str(SHIPPED_ENCODERS / SHIPPED_ALIASES[name])
     if (SHIPPED_ENCODERS / name).is_dir():
