@@ -20,7 +20,8 @@ from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
 from .attention import plain_attention, use_sdpa
 from .config import MMERConfig
 
-SHIPPED_ENCODERS = Path(__file__).resolve().parent.parent / "configs" / "encoders"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHIPPED_ENCODERS = REPO_ROOT / "configs" / "encoders"
 # Hub ids whose architecture ships with the project (built offline from config alone).
 SHIPPED_ALIASES = {"facebook/wav2vec2-base": "wav2vec2-base"}
 
@@ -54,7 +55,7 @@ def resolve_encoder_path(name: str) -> str:
     """A local directory for shipped architectures or existing paths; else `name` unchanged."""
     if Path(name).exists():
         return name
-    in_repo = SHIPPED_ENCODERS.parent.parent / name  # "configs/encoders/x" from another cwd
+    in_repo = REPO_ROOT / name  # "configs/encoders/x" as a run saved it, from another cwd
     if not Path(name).is_absolute() and in_repo.is_dir():
         return str(in_repo)
     if name in SHIPPED_ALIASES:

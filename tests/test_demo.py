@@ -24,6 +24,8 @@ from utils.data import MMERDataset, build_loader
 from utils.evaluation import predict, to_inference_precision
 from utils.manifest import read_manifest
 
+from .test_fast_path import MIN_AGREEMENT
+
 ROOT = Path(__file__).resolve().parents[1]
 # Fold 1 (trained on sessions 2-5) of `make demo` with configs/demo.yaml, seed 0, 2026-11-27.
 DEMO_CHECKPOINT = ROOT / "tests" / "data" / "demo_checkpoint"
@@ -32,7 +34,6 @@ DEMO_CHECKPOINT = ROOT / "tests" / "data" / "demo_checkpoint"
 # mean 0.015, 99.75 % the same prediction (docs/performance.md).
 TRAINED_LOGIT_MAX_ABS_DIFF = 0.15
 TRAINED_LOGIT_MEAN_ABS_DIFF = 0.02
-MIN_AGREEMENT = 0.99
 
 
 @pytest.fixture(scope="module")
