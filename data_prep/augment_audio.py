@@ -54,7 +54,8 @@ def voice_tag(voice: str) -> str:
 class EspeakEngine:
     """espeak-ng with varied voices and prosody (offline, fast)."""
 
-    BASES = ("en-us", "en-gb", "en-gb-scotland", "en-029", "en-gb-x-rp", "en-us-nyc")
+    # "en", not "en-gb": espeak-ng ignores the variant of "en-gb+<variant>" (one voice for all)
+    BASES = ("en-us", "en", "en-gb-scotland", "en-029", "en-gb-x-rp", "en-us-nyc")
     VARIANTS = (
         "m1",
         "m2",

@@ -3,7 +3,8 @@
     python data_prep/make_demo_corpus.py --out data/demo/IEMOCAP_full_release
 
 5 sessions x 2 speakers (F, M); per session improvised (`Ses01F_impro01`) and scripted
-(`Ses01F_script01_1`) dialogs, each spoken by its own espeak-ng voice per speaker; EmoEvaluation
+(`Ses01F_script01_1`) dialogs, each spoken by its own espeak-ng voice per speaker (40 distinct
+voices: 8 accents x 5 female variants, none shared between dialogs); EmoEvaluation
 and transcription files in the real formats (header, annotator lines, some CRLF), a few `exc`
 rows (class happy) and `xxx` rows (dropped by preparation). Emotion sets the prosody: pitch
 level, pitch range, speaking rate (loudness too, but per-utterance normalisation removes it).
@@ -40,12 +41,13 @@ from data_prep.demo_text import make_sentence  # noqa: E402
 
 SAMPLE_RATE = 16000
 CLASSES = ("hap", "ang", "neu", "sad")
-# espeak-ng settings per class: pitch (-p, 0-99), SSML pitch range, rate (-s, words/min), amplitude
+# espeak-ng settings per class: pitch (-p, 0-99), SSML pitch range, rate (-s, words/min), amplitude.
+# Adjacent classes are ~5 semitones and ~1.3x in rate apart, more than the voices differ.
 ESPEAK_PROSODY = {
-    "sad": {"pitch": 8, "range": "x-low", "rate": 120, "amp": 60},
-    "neu": {"pitch": 35, "range": "low", "rate": 160, "amp": 100},
-    "hap": {"pitch": 90, "range": "x-high", "rate": 200, "amp": 130},
-    "ang": {"pitch": 55, "range": "high", "rate": 250, "amp": 170},
+    "sad": {"pitch": 10, "range": "x-low", "rate": 115, "amp": 60},
+    "neu": {"pitch": 35, "range": "low", "rate": 155, "amp": 100},
+    "hap": {"pitch": 90, "range": "x-high", "rate": 205, "amp": 130},
+    "ang": {"pitch": 60, "range": "high", "rate": 270, "amp": 170},
 }
 # numpy fallback: F0 factor, pitch range (semitones), syllables/s
 NUMPY_PROSODY = {
@@ -54,9 +56,12 @@ NUMPY_PROSODY = {
     "hap": (1.35, 6.5, 4.8),
     "ang": (1.15, 9.0, 6.0),
 }
+# Accents (espeak-ng language voices). Not "en-gb": espeak-ng resolves "en-gb+<variant>" to one
+# male voice whatever the variant, which would give a "female" speaker a male voice and several
+# dialogs the very same voice. "en" is the British voice that honours the variant.
 BASES = (
     "en-us",
-    "en-gb",
+    "en",
     "en-gb-scotland",
     "en-029",
     "en-gb-x-rp",
@@ -64,10 +69,12 @@ BASES = (
     "en-gb-x-gbclan",
     "en-gb-x-gbcwmd",
 )
-VARIANTS = {
-    "F": ("f1", "f2", "f3", "f4", "f5"),
-    "M": ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "klatt", "klatt2", "klatt3"),
-}
+# Every speaker, F or M, is voiced by one of the female variants (median F0 within 3.6
+# semitones of each other). With male variants too, the class pitch levels overlap across
+# voices (a male angry voice sits at a female sad one), and a model that sees 32 training voices
+# cannot learn to normalise pitch per speaker. 8 accents x 5 variants = 40 voices: one per
+# dialog and speaker, none repeated.
+VARIANTS = ("f1", "f2", "f3", "f4", "f5")
 DIALOGS = (("F", "impro01"), ("M", "impro02"), ("F", "script01_1"), ("M", "script02_2"))
 EXTRA_LABELS = ("xxx", "xxx", "fru")  # rows per speaker that preparation must drop
 EXC_SHARE = 0.3  # share of happy rows labelled `exc`
@@ -102,9 +109,8 @@ def espeak_available() -> bool:
 def plan_corpus(utterances_per_speaker: int, seed: int) -> list[Utterance]:
     """Decide every utterance (name, dialog, label, text, voice) before synthesizing any."""
     rng = np.random.default_rng(seed)
-    pool = {g: [f"{b}+{v}" for b in BASES for v in vs] for g, vs in VARIANTS.items()}
-    for g in pool:
-        pool[g] = [pool[g][i] for i in rng.permutation(len(pool[g]))]
+    pool = [f"{b}+{v}" for b in BASES for v in VARIANTS]
+    pool = [pool[i] for i in rng.permutation(len(pool))]
     per_class = math.ceil(utterances_per_speaker / len(CLASSES))
     utts: list[Utterance] = []
     for session in range(1, 6):
@@ -113,11 +119,11 @@ def plan_corpus(utterances_per_speaker: int, seed: int) -> list[Utterance]:
             dialog = f"Ses0{session}{d_gender}_{d_name}"
             for g in ("F", "M"):
                 voices[dialog, g] = Voice(
-                    name=pool[g].pop(),
+                    name=pool.pop(),
                     gender=g,
                     pitch_offset=int(rng.integers(-3, 4)),
                     rate_factor=float(rng.uniform(0.95, 1.05)),
-                    f0=float(rng.uniform(180, 230) if g == "F" else rng.uniform(95, 130)),
+                    f0=float(rng.uniform(180, 230)),  # one register for all, as with espeak-ng
                 )
         dialogs = [f"Ses0{session}{dg}_{dn}" for dg, dn in DIALOGS]
         per_dialog: dict[str, list[tuple[str, str]]] = {d: [] for d in dialogs}
@@ -313,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
         "utterances_per_speaker": args.utterances_per_speaker,
         "seed": args.seed,
         "engine": engine,
-        "version": 4,
+        "version": 6,
     }
     stamp_file = root / "demo_corpus.json"
     if not args.force and stamp_file.is_file() and json.loads(stamp_file.read_text()) == stamp:

@@ -1,10 +1,12 @@
 import hashlib
 import shutil
+import subprocess
 
 import pandas as pd
 import pytest
 
 from data_prep import make_demo_corpus, prepare_iemocap
+from data_prep.augment_audio import EspeakEngine
 
 
 def _digest(root):
@@ -39,3 +41,24 @@ def test_demo_corpus_is_iemocap_shaped_balanced_and_deterministic(tmp_path, engi
     other = tmp_path / "b" / "IEMOCAP_full_release"
     make_demo_corpus.main([*args[:1], str(other), *args[2:]])
     assert _digest(root) == _digest(other)
+
+
+def _espeak_digest(voice: str) -> str:
+    # words that the accents pronounce differently (en-us and en-us-nyc agree on many)
+    text = "I can't dance in the car park, but the water is hot."
+    wav = subprocess.run(
+        ["espeak-ng", "-v", voice, "--stdout", text], check=True, capture_output=True
+    ).stdout
+    return hashlib.sha256(wav).hexdigest()
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")
+def test_every_espeak_voice_the_demo_and_augmentation_name_is_a_distinct_voice():
+    # espeak-ng falls back silently where it ignores a voice spec ("en-gb+f3" sounds like
+    # "en-gb+m1"): a corpus would then reuse one voice across dialogs and sessions.
+    demo = sorted({u.voice.name for u in make_demo_corpus.plan_corpus(4, seed=0)})
+    assert len(demo) == 40  # one per dialog and speaker: 5 sessions x 4 dialogs x 2
+    augment = EspeakEngine.__new__(EspeakEngine).voices()
+    for voices in (demo, augment):
+        digests = {_espeak_digest(v): v for v in voices}
+        assert len(digests) == len(voices), sorted(set(voices) - set(digests.values()))
