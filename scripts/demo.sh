@@ -57,6 +57,27 @@ header "2/7" "demo corpus: $UTTERANCES utterances per speaker, 10 speakers -> $D
 "$PYTHON" data_prep/make_demo_corpus.py --out "$DATA/IEMOCAP_full_release" \
   --utterances_per_speaker "$UTTERANCES" --seed "$SEED"
 
+# What the corpus generator wrote it from (its settings and version): everything derived from
+# the corpus and every run trained on it must come from this very corpus.
+CORPUS_ID=$(cat "$DATA/IEMOCAP_full_release/demo_corpus.json")
+# A run directory holds results: never mix corpora there, and never delete it on the user.
+check_run_dir() { # check_run_dir DIR
+  if [ -e "$1/config.yaml" ] && [ "$(cat "$1/demo_corpus.json" 2>/dev/null)" != "$CORPUS_ID" ]; then
+    echo "demo.sh: $1 holds a run trained on another demo corpus than $CORPUS_ID (or made before demo.sh recorded it): delete $1, or set DEMO_EXP to a new directory" >&2
+    exit 2
+  fi
+  mkdir -p "$1" && echo "$CORPUS_ID" >"$1/demo_corpus.json"
+}
+check_run_dir "$EXP"
+if [ "$ABLATION" = 1 ]; then check_run_dir "$EXP-audio" && check_run_dir "$EXP-text"; fi
+DERIVED_FROM=$DATA/derived_from_corpus.json
+if [ -e "$CSV" ] && [ "$(cat "$DERIVED_FROM" 2>/dev/null)" != "$CORPUS_ID" ]; then
+  # a new corpus (another generator version, after an update): the derived files are stale
+  echo "$DATA/demo.csv, wav/, minilm*/, wav_augmented/ were made from another corpus than $CORPUS_ID: rebuilding them"
+  rm -rf "$CSV" "$WAV" "$EMB" "$EMB_AUG" "$WAV_AUG"
+fi
+echo "$CORPUS_ID" >"$DERIVED_FROM"
+
 header "3/7" "IEMOCAP preparation -> $CSV, $WAV"
 "$PYTHON" data_prep/prepare_iemocap.py --corpus "$DATA/IEMOCAP_full_release" \
   --out_csv "$CSV" --out_wav_dir "$WAV"
