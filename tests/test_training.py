@@ -5,12 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 import yaml
@@ -130,6 +132,28 @@ def test_flags_and_reference_aliases_map_to_the_config(corpus):
     assert (
         exp.model.use_scl is False and exp.model.hidden_size == 64 and exp.data.pad_quantum == 800
     )
+
+
+def test_a_run_directory_refuses_to_resume_on_other_data(reference_run, corpus, tmp_path, capsys):
+    save = tmp_path / "run"
+    shutil.copytree(reference_run, save)
+    csv = tmp_path / "relabelled.csv"
+    df = pd.read_csv(corpus["csv"])
+    df.loc[0, "Label"] = "sad" if df.loc[0, "Label"] != "sad" else "neu"
+    df.to_csv(csv, index=False)
+    args = cli(corpus, save)
+    args[args.index("--csv_path") + 1] = str(csv)
+    before = (save / "results.json").read_text()
+    assert train.main(args) == 1
+    err = capsys.readouterr().err
+    assert str(save) in err and "other data" in err and str(csv) in err
+    assert (save / "results.json").read_text() == before
+    # the same data under another path is the same run: its finished folds are read back
+    copy = tmp_path / "same.csv"
+    shutil.copy(corpus["csv"], copy)
+    args[args.index("--csv_path") + 1] = str(copy)
+    assert train.main(args) == 0
+    assert "already done" in capsys.readouterr().out
 
 
 def test_bad_config_is_a_clear_error(corpus, tmp_path, capsys):

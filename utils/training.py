@@ -3,7 +3,7 @@
     results = run_loso(load_experiment("configs/mmer.yaml"), "exp/mmer")
 
 Layout of a run directory (`save_path`):
-    config.yaml                effective experiment (with the CLI overrides) + its hash
+    config.yaml                effective experiment (with the CLI overrides), its hash + data hash
     fold<k>/state.pt           resumable training state (model, optimizer, epoch, sampler, RNG)
     fold<k>/best/              selected model: model.safetensors + config.json (infer.sh loads it)
     fold<k>/log.jsonl          one JSON line per epoch
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import json
 import math
 import signal
@@ -91,9 +92,9 @@ def run_loso(
     save_path = Path(save_path)
     if ctx.is_main:
         remove_stale_temporaries(save_path)  # an earlier run killed mid-write
-    _write_effective_config(exp, save_path, ctx)
     skipped: list[tuple[str, str]] = []
     manifest = read_manifest(exp.data.csv_path, on_bad_input=exp.data.on_bad_input, skipped=skipped)
+    _write_effective_config(exp, save_path, ctx, data_hash(manifest))
     folds = {}
     for session in exp.train.sessions:
         fold_dir = save_path / f"fold{session}"
@@ -475,21 +476,40 @@ def _report_skipped(results: dict) -> None:
             print(f"  {name}: {reason}")
 
 
-def _write_effective_config(exp: Experiment, save_path: Path, ctx: DistContext) -> None:
+def data_hash(manifest: pd.DataFrame) -> str:
+    """A short hash of what a run learns from and is tested on: every utterance's name, class
+    and transcript (not the paths, which may move, and not the audio samples, which would mean
+    reading the corpus)."""
+    rows = manifest[["FileName", "label", "text"]].sort_values("FileName")
+    return hashlib.sha256(rows.to_csv(index=False).encode()).hexdigest()[:12]
+
+
+def _write_effective_config(exp: Experiment, save_path: Path, ctx: DistContext, data: str) -> None:
+    """config.yaml, headed by the config and data hashes; a run directory that already holds
+    trained folds must have been trained with the same configuration on the same data (runs
+    made before the data hash was recorded are checked on the configuration alone)."""
     path = save_path / "config.yaml"
-    text = f"# config hash {exp.hash()}\n{exp.to_yaml()}"
+    config = f"# config hash {exp.hash()}"
     trained = any(save_path.glob("fold[1-5]/state.pt")) or any(
         save_path.glob("fold[1-5]/result.json")
     )
     if path.exists() and trained:
-        old = path.read_text(encoding="utf-8").splitlines()[0]
-        if old != text.splitlines()[0]:
+        old_config, _, old_data = (
+            path.read_text(encoding="utf-8").splitlines()[0].partition("; data ")
+        )
+        if old_config != config:
             raise TrainingError(
-                f"{save_path} holds a run with another configuration ({old}); use a new "
+                f"{save_path} holds a run with another configuration ({old_config}); use a new "
                 "--save_path, or delete it to start over"
             )
+        if old_data and old_data != data:
+            raise TrainingError(
+                f"{save_path} holds a run trained on other data (data hash {old_data}; "
+                f"{exp.data.csv_path} gives {data}: utterance names, labels or transcripts "
+                "differ); use a new --save_path, or delete it to start over"
+            )
     if ctx.is_main:
-        write_text_atomic(path, text)
+        write_text_atomic(path, f"{config}; data {data}\n{exp.to_yaml()}")
 
 
 def _brief(metrics: dict) -> dict:
