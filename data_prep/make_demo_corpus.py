@@ -82,8 +82,7 @@ EXC_SHARE = 0.3  # share of happy rows labelled `exc`
 
 @dataclass
 class Voice:
-    name: str  # espeak-ng voice spec, e.g. en-gb+m3
-    gender: str
+    name: str  # espeak-ng voice spec, e.g. en-us+f3
     pitch_offset: int  # added to the class pitch (-p units)
     rate_factor: float  # multiplies the class rate
     f0: float  # numpy fallback base F0 in Hz
@@ -120,7 +119,6 @@ def plan_corpus(utterances_per_speaker: int, seed: int) -> list[Utterance]:
             for g in ("F", "M"):
                 voices[dialog, g] = Voice(
                     name=pool.pop(),
-                    gender=g,
                     pitch_offset=int(rng.integers(-3, 4)),
                     rate_factor=float(rng.uniform(0.95, 1.05)),
                     f0=float(rng.uniform(180, 230)),  # one register for all, as with espeak-ng

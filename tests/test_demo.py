@@ -38,6 +38,12 @@ TRAINED_LOGIT_MAX_ABS_DIFF = 0.15
 TRAINED_LOGIT_MEAN_ABS_DIFF = 0.02
 
 
+def run_demo(env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["sh", "scripts/demo.sh"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+
+
 @pytest.fixture(scope="module")
 def tiny_demo(tmp_path_factory) -> tuple[Path, dict, subprocess.CompletedProcess]:
     """scripts/demo.sh on 4 utterances per speaker, 1 epoch, fold 1: (dir, env, run)."""
@@ -53,9 +59,7 @@ def tiny_demo(tmp_path_factory) -> tuple[Path, dict, subprocess.CompletedProcess
         "DEMO_EPOCHS": "1",
         "DEMO_SESSIONS": "1",  # one LOSO fold keeps the test short; `make demo` runs all 5
     }
-    run = subprocess.run(
-        ["sh", "scripts/demo.sh"], cwd=ROOT, env=env, capture_output=True, text=True
-    )
+    run = run_demo(env)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     return tmp_path, env, run
 
@@ -71,19 +75,14 @@ def test_demo_pipeline_end_to_end_on_a_tiny_corpus(tiny_demo) -> None:
     assert "confusion_pooled.png" in run.stdout
 
     # idempotent: a second run skips the finished steps and reads the folds back
-    again = subprocess.run(
-        ["sh", "scripts/demo.sh"], cwd=ROOT, env=env, capture_output=True, text=True
-    )
+    again = run_demo(env)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert "nothing to do" in again.stdout
     assert "already done" in again.stdout + again.stderr
 
     # another corpus seed into the same directories is refused before anything is touched
     before = (tmp_path / "exp" / "results.json").read_text()
-    other = subprocess.run(
-        ["sh", "scripts/demo.sh"], cwd=ROOT, env={**env, "DEMO_SEED": "7"},
-        capture_output=True, text=True,
-    )  # fmt: skip
+    other = run_demo({**env, "DEMO_SEED": "7"})
     assert other.returncode == 2
     assert "seed=0" in other.stderr and "seed=7" in other.stderr and "DEMO_DATA" in other.stderr
     assert (tmp_path / "exp" / "results.json").read_text() == before
@@ -101,18 +100,14 @@ def test_demo_rebuilds_data_of_an_older_corpus_and_refuses_its_runs(tiny_demo, t
     (tmp_path / "data" / "derived_from_corpus.json").write_text(old)
     stale_wav = next((tmp_path / "data" / "wav").glob("*.wav"))
     stale_wav.write_bytes(b"not this corpus")
-    run = subprocess.run(
-        ["sh", "scripts/demo.sh"], cwd=ROOT, env=env, capture_output=True, text=True
-    )
+    run = run_demo(env)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert "rebuilding" in run.stdout
     assert stale_wav.read_bytes() == (src / "data" / "wav" / stale_wav.name).read_bytes()
 
     (tmp_path / "exp" / "demo_corpus.json").write_text(old)
     before = (tmp_path / "exp" / "results.json").read_text()
-    run = subprocess.run(
-        ["sh", "scripts/demo.sh"], cwd=ROOT, env=env, capture_output=True, text=True
-    )
+    run = run_demo(env)
     assert run.returncode == 2
     assert str(tmp_path / "exp") in run.stderr and "another demo corpus" in run.stderr
     assert (tmp_path / "exp" / "results.json").read_text() == before  # results are kept

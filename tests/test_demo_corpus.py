@@ -58,7 +58,7 @@ def test_every_espeak_voice_the_demo_and_augmentation_name_is_a_distinct_voice()
     # "en-gb+m1"): a corpus would then reuse one voice across dialogs and sessions.
     demo = sorted({u.voice.name for u in make_demo_corpus.plan_corpus(4, seed=0)})
     assert len(demo) == 40  # one per dialog and speaker: 5 sessions x 4 dialogs x 2
-    augment = EspeakEngine.__new__(EspeakEngine).voices()
+    augment = EspeakEngine().voices()
     for voices in (demo, augment):
         digests = {_espeak_digest(v): v for v in voices}
         assert len(digests) == len(voices), sorted(set(voices) - set(digests.values()))
