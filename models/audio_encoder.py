@@ -10,12 +10,17 @@ architectures shipped in `configs/encoders/` then resolve offline.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
+import torch
+import torch.nn.functional as F
 from torch import nn
 from transformers import AttentionInterface, AutoConfig, AutoModel, PretrainedConfig
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
+
+from utils.errors import MMERError
 
 from .attention import plain_attention, use_sdpa
 from .config import MMERConfig
@@ -47,7 +52,7 @@ ALL_MASK_ATTENTION_FUNCTIONS.register(AUTO_ATTENTION, sdpa_mask)  # boolean, Non
 HF_ATTENTION = {"auto": AUTO_ATTENTION, "sdpa": "sdpa", "eager": "eager"}
 
 
-class EncoderError(ValueError):
+class EncoderError(MMERError, ValueError):
     """The audio encoder cannot be found or built."""
 
 
@@ -103,6 +108,7 @@ def build_audio_encoder(config: MMERConfig) -> nn.Module:
     if not config.apply_spec_augment and getattr(encoder, "masked_spec_embed", None) is not None:
         encoder.masked_spec_embed.requires_grad_(False)  # only SpecAugment uses it
     encoder.config.mmer_fast_dropout = config.fast_dropout  # read by _auto_attention
+    _normalise_valid_frames_only(encoder)
     return encoder
 
 
@@ -122,3 +128,89 @@ def encoder_takes_attention_mask(encoder: nn.Module) -> bool:
     """wav2vec2-base (group-norm CNN) was trained on zero-padded audio without a mask;
     layer-norm variants (large-lv60, ...) expect one, as their feature extractor says."""
     return getattr(encoder.config, "feat_extract_norm", "group") == "layer"
+
+
+# -- padding-exact encoding ------------------------------------------------------------------
+# An utterance's frames must not depend on what it is batched or padded with. Zero padding
+# reaches the frames of a group-norm encoder (wav2vec2-base, HuBERT/WavLM base) in three
+# places: the first conv layer's GroupNorm statistics (over all time steps), the positional
+# conv, and self-attention. The conv stack itself is padding-free, so a valid output frame
+# only sees valid samples. `padding="exact"` therefore normalises the first conv layer over
+# each utterance's valid frames only, and passes the attention mask, with which the HF
+# encoder zeroes padded frames before the positional conv and masks them out of attention.
+# The result equals the unpadded batch-1 forward, which is how the authors scored utterances.
+# `padding="published"` calls a group-norm encoder without a mask, as their training did.
+
+
+class ValidFrameGroupNorm(nn.GroupNorm):
+    """GroupNorm over time whose statistics cover each utterance's first `valid_frames[i]`
+    frames only (`valid_frames` is set for one forward call by `valid_frames_only`). Padded
+    frames come out as zeros. With `valid_frames` None it is a plain GroupNorm. The
+    parameters are GroupNorm's, so state dicts are unchanged."""
+
+    valid_frames: list[int] | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x (batch, channels, frames)
+        if self.valid_frames is None:
+            return super().forward(x)
+        out = x.new_zeros(x.shape)
+        for i, n in enumerate(self.valid_frames):
+            # the very kernel the unpadded utterance goes through, on its valid frames
+            out[i, :, :n] = F.group_norm(x[i : i + 1, :, :n], self.num_groups, self.weight,
+                                         self.bias, self.eps)[0]  # fmt: skip
+        return out
+
+
+def _first_conv_layer(encoder: nn.Module) -> nn.Module | None:
+    extractor = getattr(encoder, "feature_extractor", None)
+    layers = getattr(extractor, "conv_layers", None)
+    return layers[0] if layers else None
+
+
+def _normalise_valid_frames_only(encoder: nn.Module) -> None:
+    """Swap the first conv layer's GroupNorm (group-norm encoders) for `ValidFrameGroupNorm`."""
+    layer = _first_conv_layer(encoder)
+    norm = getattr(layer, "layer_norm", None)
+    if type(norm) is nn.GroupNorm:
+        exact = ValidFrameGroupNorm(norm.num_groups, norm.num_channels, norm.eps, norm.affine)
+        exact.load_state_dict(norm.state_dict())
+        layer.layer_norm = exact.to(norm.weight.device, norm.weight.dtype)
+
+
+@contextmanager
+def valid_frames_only(encoder: nn.Module, audio_lengths: torch.Tensor):
+    """Within the block, the first conv layer's GroupNorm (if any) sees valid frames only."""
+    layer = _first_conv_layer(encoder)
+    norm = getattr(layer, "layer_norm", None)
+    if not isinstance(norm, ValidFrameGroupNorm):
+        yield
+        return
+    conv = layer.conv
+    lengths = audio_lengths.tolist()  # one host sync; the loop above needs the counts
+    norm.valid_frames = [max(0, (n - conv.kernel_size[0]) // conv.stride[0] + 1) for n in lengths]
+    try:
+        yield
+    finally:
+        norm.valid_frames = None
+
+
+def encode_audio(
+    encoder: nn.Module, audio: torch.Tensor, audio_lengths: torch.Tensor, padding: str = "exact"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """audio (batch, samples), zero-padded -> frames (batch, frames, hidden), frame_lengths.
+
+    padding "exact": each utterance's valid frames equal its unpadded batch-1 forward.
+    "published": group-norm encoders see the zero padding (no mask), as the authors trained.
+    """
+    frame_lengths = encoder._get_feat_extract_output_lengths(audio_lengths)
+    exact = padding == "exact"
+    mask = None
+    if exact or encoder_takes_attention_mask(encoder):
+        mask = torch.arange(audio.shape[1], device=audio.device)[None] < audio_lengths[:, None]
+        mask = mask.long()
+    if exact:
+        with valid_frames_only(encoder, audio_lengths):
+            frames = encoder(audio, attention_mask=mask).last_hidden_state
+    else:
+        frames = encoder(audio, attention_mask=mask).last_hidden_state
+    return frames, frame_lengths.clamp(max=frames.shape[1])

@@ -14,11 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from utils.errors import MMERError
+
 MODALITIES = ("both", "audio", "text")
+AUDIO_PADDING = ("exact", "published")  # see models/audio_encoder.py
 ATTENTION_IMPLEMENTATIONS = ("auto", "sdpa", "eager")
 
 
-class ConfigError(ValueError):
+class ConfigError(MMERError, ValueError):
     """A config file or override has an unknown key or a value of the wrong type."""
 
 
@@ -33,6 +36,10 @@ class MMERConfig:
     apply_spec_augment: bool = False  # the reference turns SpecAugment off
     # Extra Wav2Vec2Config overrides (e.g. {"layerdrop": 0.0}).
     audio_encoder_overrides: dict[str, Any] = field(default_factory=dict)
+    # "exact": an utterance's frames (and logits) are those of its unpadded batch-1 forward,
+    # whatever it is batched or padded with. "published": a group-norm encoder (wav2vec2-base)
+    # sees the batch's zero padding, as in the authors' training code.
+    audio_padding: str = "exact"
 
     text_dim: int = 768  # width of the precomputed token embeddings (RoBERTa-base: 768)
     hidden_size: int = 768  # fusion width; text is projected to it only if text_dim differs
@@ -66,6 +73,10 @@ class MMERConfig:
     def __post_init__(self) -> None:
         if self.modalities not in MODALITIES:
             raise ConfigError(f"modalities must be one of {MODALITIES}, got {self.modalities!r}")
+        if self.audio_padding not in AUDIO_PADDING:
+            raise ConfigError(
+                f"audio_padding must be one of {AUDIO_PADDING}, got {self.audio_padding!r}"
+            )
         if self.attention_implementation not in ATTENTION_IMPLEMENTATIONS:
             raise ConfigError(
                 f"attention_implementation must be one of {ATTENTION_IMPLEMENTATIONS}, "

@@ -21,7 +21,7 @@ from torch import nn
 from utils.batch import Batch, View
 
 from .attention import AttentionBlock
-from .audio_encoder import build_audio_encoder, encoder_takes_attention_mask
+from .audio_encoder import build_audio_encoder, encode_audio
 from .config import MMERConfig
 from .dropout import use_fast_dropout
 from .losses import augmentation_contrastive_loss, ctc_loss, supervised_contrastive_loss
@@ -121,12 +121,7 @@ class MMERModel(nn.Module):
         self, audio: torch.Tensor, audio_lengths: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """audio (batch, samples) -> frames (batch, frames, audio_dim), frame_lengths (batch,)."""
-        mask = None
-        if encoder_takes_attention_mask(self.audio_encoder):
-            mask = lengths_to_mask(audio_lengths, audio.shape[1]).long()
-        frames = self.audio_encoder(audio, attention_mask=mask).last_hidden_state
-        frame_lengths = self.audio_encoder._get_feat_extract_output_lengths(audio_lengths)
-        return frames, frame_lengths.clamp(max=frames.shape[1])
+        return encode_audio(self.audio_encoder, audio, audio_lengths, self.config.audio_padding)
 
     def fuse(
         self,

@@ -183,10 +183,15 @@ def test_lr_schedules_are_a_pure_function_of_the_step():
 
 
 def test_default_schedule_keeps_the_config_hash_of_earlier_runs(corpus):
-    exp = load_experiment(corpus["config"])
-    cosine = load_experiment(corpus["config"], {"train": {"lr_schedule": "cosine"}})
+    # runs made before audio_padding existed were trained with the published padding
+    published = {"model": {"audio_padding": "published"}}
+    exp = load_experiment(corpus["config"], published)
+    assert load_experiment(corpus["config"]).hash() != exp.hash()  # never resumed as exact
+    cosine = load_experiment(corpus["config"], {**published, "train": {"lr_schedule": "cosine"}})
     assert cosine.hash() != exp.hash()
-    kernels = {"model": {"attention_implementation": "eager", "fast_dropout": False}}
+    kernels = {
+        "model": {**published["model"], "attention_implementation": "eager", "fast_dropout": False}
+    }
     assert load_experiment(corpus["config"], kernels).hash() == exp.hash()
     d = exp.to_dict()
     new = ("lr_schedule", "warmup_steps", "warmup_fraction", "min_lr_ratio")
@@ -196,8 +201,8 @@ def test_default_schedule_keeps_the_config_hash_of_earlier_runs(corpus):
         d["data"].pop(k)
     for k in ("device", "num_workers", "save_every_steps", "sessions"):
         d["train"].pop(k)
-    for k in ("attention_implementation", "fast_dropout"):  # kernels: never in the hash
-        d["model"].pop(k)
+    for k in ("attention_implementation", "fast_dropout", "audio_padding"):
+        d["model"].pop(k)  # kernels: never in the hash; audio_padding: absent = published
     old = hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
     assert exp.hash() == old  # the hash before the schedule keys existed
 

@@ -28,6 +28,9 @@ _HASH_OPTIONAL_TRAIN = {
     "min_lr_ratio": 0.0,
     "text_dropout_utterances": 0.0,
 }
+# Runs made before `audio_padding` existed were trained with the published padding: that
+# value hashes as the key's absence, so those runs resume only when asked for it by name.
+_HASH_OPTIONAL_MODEL = {"audio_padding": "published"}
 
 
 @dataclass
@@ -122,9 +125,10 @@ class Experiment:
             d["data"].pop(k)
         for k in ("device", "num_workers", "save_every_steps", "sessions"):
             d["train"].pop(k)
-        for k, default in _HASH_OPTIONAL_TRAIN.items():
-            if d["train"][k] == default:
-                d["train"].pop(k)
+        for section, optional in (("model", _HASH_OPTIONAL_MODEL), ("train", _HASH_OPTIONAL_TRAIN)):
+            for k, default in optional.items():
+                if d[section][k] == default:
+                    d[section].pop(k)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
     def to_yaml(self) -> str:
