@@ -25,17 +25,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from models.audio_encoder import EncoderError
 from models.checkpoint import CheckpointError, is_native_checkpoint, load_model
-from models.config import ConfigError
 from models.mmer import MMERModel
 from utils import audio as audio_io
 from utils.batch import View
 from utils.data import MMERDataset, build_loader
+from utils.errors import MMERError
 from utils.evaluation import predict, to_inference_precision
 from utils.experiment import Experiment, load_experiment
 from utils.io import write_json_atomic
-from utils.manifest import DataError, read_manifest, select_sessions
+from utils.manifest import DataError, format_skipped, read_manifest, select_sessions
 from utils.metrics import CLASS_NAMES
 from utils.precision import PRECISIONS, resolve_device, resolve_precision
 from utils.reporting import write_predictions_csv
@@ -81,12 +80,13 @@ def evaluate(args: argparse.Namespace) -> int:
         "skipped": [list(x) for x in dataset.skipped],
     }
     print(format_report(report))
+    # beside --predictions, else in the directory the command is run from (never the code's)
     json_path = Path(
         args.json
         or (
             Path(args.predictions).with_suffix(".json")
             if args.predictions
-            else f"eval_session{args.session}.json"
+            else Path.cwd() / f"eval_session{args.session}.json"
         )
     )
     write_json_atomic(json_path, report)
@@ -113,7 +113,7 @@ def format_report(r: dict) -> str:
         for n, row in zip(names, r["confusion"], strict=True)
     ]
     if r.get("skipped"):
-        lines.append(f"  skipped {len(r['skipped'])} bad item(s) (see the JSON)")
+        lines.append(format_skipped(r["skipped"]))
     return "\n".join(lines)
 
 
@@ -138,7 +138,7 @@ def read_requests(args: argparse.Namespace) -> list[tuple[str, str | None]]:
 def predict_files(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     precision = resolve_precision(args.precision, device)
-    model, _ = load_for_inference(args.checkpoint, args.config, device)
+    model, exp = load_for_inference(args.checkpoint, args.config, device)
     model = to_inference_precision(model, precision)
     dtype = next(model.parameters()).dtype
     requests = read_requests(args)
@@ -151,7 +151,8 @@ def predict_files(args: argparse.Namespace) -> int:
     embedder = TextEmbedder(args.text_model, device) if needs_text else None
     results = []
     for wav, text in requests:
-        wave = audio_io.normalize(audio_io.load(wav))
+        # cut and normalised exactly as evaluation does (utils.data.MMERDataset)
+        wave = audio_io.normalize(audio_io.crop(audio_io.load(wav), exp.data.max_audio_samples))
         audio = torch.from_numpy(wave)[None]
         if embedder is not None:
             emb = embedder(text)
@@ -255,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return evaluate(args) if args.command == "evaluate" else predict_files(args)
-    except (ConfigError, DataError, CheckpointError, EncoderError, OSError) as err:
+    except (MMERError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 

@@ -5,15 +5,17 @@
 # (their checkpoint 1 was trained on sessions 2-5: evaluate session 1).
 # Options go to `infer.py evaluate`: --predictions FILE, --json FILE, --batch_size N,
 # --device DEV, --precision {fp32,bf16,fp16,auto}, --on_bad_input {error,skip}.
+# Relative paths are taken from the directory you run it in; the metrics JSON goes beside
+# --predictions, else into that directory.
 set -euo pipefail
-cd "$(dirname "$0")"
+here=$(cd "$(dirname "$0")" && pwd)
 if [ "$#" -lt 6 ]; then
-  sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 fi
 session=$1 config=$2 csv_path=$3 data_path_audio=$4 data_path_roberta=$5 checkpoint_path=$6
 shift 6
-exec "${PYTHON:-python}" infer.py evaluate \
+exec "${PYTHON:-python}" "$here/infer.py" evaluate \
   --session "$session" \
   --config "$config" \
   --csv_path "$csv_path" \

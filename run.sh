@@ -3,10 +3,12 @@
 # Edit the variables below (or override them from the environment: EPOCHS=3 sh run.sh).
 # Extra arguments go to train.py unchanged, e.g. `sh run.sh --sessions 1 --epochs 3`.
 # Several GPUs on one node: `NPROC=4 sh run.sh` (torchrun). See README for clusters.
+# Relative paths (the defaults below included) are taken from the directory you run it in;
+# the published flags (--csv_path, --data_path_audio, ...) override the variables.
 set -eu
-cd "$(dirname "$0")"
+HERE=$(cd "$(dirname "$0")" && pwd)
 
-CONFIG=${CONFIG:-configs/mmer.yaml}                          # model/data/train settings
+CONFIG=${CONFIG:-$HERE/configs/mmer.yaml}                    # model/data/train settings
 CSV=${CSV:-data/iemocap.csv}                                 # FileName, Sentences, Label, text, AugmentedText
 AUDIO=${AUDIO:-data/iemocap}                                 # <FileName>.wav, 16 kHz mono
 ROBERTA=${ROBERTA:-data/roberta}                             # <FileName>.npy token embeddings
@@ -22,19 +24,8 @@ SEED=${SEED:-0}
 PYTHON=${PYTHON:-python}                                     # e.g. .venv/bin/python
 NPROC=${NPROC:-1}                                            # processes (GPUs) per node
 
-missing() {
-  echo "run.sh: $1 not found: $2" >&2
-  echo "  Prepare the data first (README, 'Training on IEMOCAP'):" >&2
-  echo "    python data_prep/prepare_iemocap.py --corpus data/IEMOCAP_full_release" >&2
-  echo "    python data_prep/embed_text.py --csv $CSV --out_dir $ROBERTA --aug_out_dir $ROBERTA_AUG" >&2
-  exit 2
-}
-[ -f "$CONFIG" ] || missing "config" "$CONFIG"
-[ -f "$CSV" ] || missing "manifest CSV" "$CSV"
-[ -d "$AUDIO" ] || missing "audio directory" "$AUDIO"
-[ -d "$ROBERTA" ] || missing "text-embedding directory" "$ROBERTA"
-[ -d "$AUDIO_AUG" ] || echo "run.sh: no augmented audio in $AUDIO_AUG: signal-level augmentation is used instead" >&2
-
+# train.py checks every path after the flags below have applied (the user's win), and
+# says what is missing and how to prepare it.
 # The fixed flags first, the user's extra arguments last (argparse: the last one wins).
 set -- \
   --config "$CONFIG" \
@@ -52,6 +43,6 @@ set -- \
   --seed "$SEED" \
   "$@"
 if [ "$NPROC" -gt 1 ]; then
-  exec "$PYTHON" -m torch.distributed.run --standalone --nproc_per_node "$NPROC" train.py "$@"
+  exec "$PYTHON" -m torch.distributed.run --standalone --nproc_per_node "$NPROC" "$HERE/train.py" "$@"
 fi
-exec "$PYTHON" train.py "$@"
+exec "$PYTHON" "$HERE/train.py" "$@"

@@ -21,12 +21,10 @@ from typing import Any
 
 import yaml
 
-from models.audio_encoder import EncoderError
-from models.checkpoint import CheckpointError
 from models.config import ConfigError
 from utils.distributed import init_distributed, shutdown
+from utils.errors import MMERError
 from utils.experiment import SELECTIONS, load_experiment
-from utils.manifest import DataError
 from utils.precision import PRECISIONS
 from utils.training import Interrupted, TrainingError, merge_runs, run_loso
 
@@ -147,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         exp = load_experiment(args.config, overrides_from_args(args))
         ctx, device = init_distributed(exp.train.device)
-    except (ConfigError, DataError, CheckpointError, EncoderError, TrainingError) as err:
+    except MMERError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2 if not isinstance(err, TrainingError) else 1
     save_path = Path(args.save_path)
@@ -159,12 +157,9 @@ def main(argv: list[str] | None = None) -> int:
     except Interrupted as err:
         print(f"\ninterrupted: {err}. Re-run the same command to resume.", file=sys.stderr)
         code = 130
-    except (ConfigError, DataError, CheckpointError, EncoderError) as err:
+    except MMERError as err:
         print(f"error: {err}", file=sys.stderr)
-        code = 2
-    except TrainingError as err:
-        print(f"error: {err}", file=sys.stderr)
-        code = 1
+        code = 1 if isinstance(err, TrainingError) else 2
     shutdown(ctx, exit_code=code)
     return code
 

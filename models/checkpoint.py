@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from utils.errors import MMERError
 from utils.io import atomic_path
 
 from .config import MMERConfig
@@ -60,7 +61,7 @@ _WEIGHT_NORM = {
 AUTHORS_UNUSED = ("model_mmi.weights",)
 
 
-class CheckpointError(ValueError):
+class CheckpointError(MMERError, ValueError):
     """A checkpoint cannot be read, or does not fit the model."""
 
 

@@ -34,6 +34,8 @@ import numpy as np
 import torch
 from transformers import Wav2Vec2Config, Wav2Vec2Model
 
+from utils.errors import MMERError
+
 FINETUNED_PREFIX = "w2v_encoder.w2v_model."
 # Weights of fairseq's pretraining objective (and the CTC head): no counterpart in the encoder.
 DROPPED_PREFIXES = ("quantizer.", "project_q.", "final_proj.", "target_glu.", "w2v_encoder.proj.")
@@ -71,7 +73,7 @@ ACTIVATIONS = {"gelu": "gelu", "relu": "relu", "gelu_accurate": "gelu_new", "gel
 SUPPORTED_MODEL_NAMES = ("wav2vec2", "wav2vec_ctc")
 
 
-class FairseqCheckpointError(ValueError):
+class FairseqCheckpointError(MMERError, ValueError):
     """A fairseq checkpoint that is missing, malformed or of an unsupported variant."""
 
 

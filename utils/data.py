@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from utils import audio as audio_io
 from utils.batch import Batch, View
-from utils.manifest import DataError, check_policy, read_manifest
+from utils.manifest import DataError, check_policy, format_skipped, read_manifest
 from utils.vocab import text_to_ctc_ids
 
 MAX_AUDIO_SAMPLES = 210_000  # the authors' cut: 13.125 s at 16 kHz
@@ -164,9 +164,7 @@ class MMERDataset(Dataset):
                 f"note: {converted} wav(s) are not 16 kHz mono; converted on load (soxr, channel mean)"
             )
         if self.skipped:
-            log(
-                f"note: skipped {len(self.skipped)} bad item(s) (on_bad_input=skip); see dataset.skipped"
-            )
+            log(format_skipped(self.skipped))
 
         self.aug_audio = index_augmented_audio(aug_audio_dir) if training and augment else {}
         if training and augment:

@@ -8,10 +8,12 @@ One row per utterance. `Label` holds the IEMOCAP code (`hap`, `exc`, `ang`, `neu
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import pandas as pd
+
+from utils.errors import MMERError
 
 LABELS: tuple[str, ...] = ("hap", "ang", "neu", "sad")  # class index -> name
 LABEL_TO_ID: dict[str, int] = {"hap": 0, "exc": 0, "ang": 1, "neu": 2, "sad": 3}
@@ -21,7 +23,7 @@ ON_BAD_INPUT = ("error", "skip")
 _SESSION = re.compile(r"Ses0(\d)")
 
 
-class DataError(ValueError):
+class DataError(MMERError, ValueError):
     """A user-fixable problem with input data; the message names the file/row and what was expected."""
 
 
@@ -127,3 +129,12 @@ def loso_split(df: pd.DataFrame, test_session: int) -> tuple[pd.DataFrame, pd.Da
     if train.empty:
         raise DataError(f"leaving out session {test_session} leaves no training rows")
     return train, test
+
+
+def format_skipped(skipped: Sequence[tuple[str, str]], limit: int = 10) -> str:
+    """'skipped N bad item(s)' with the first `limit` as `name: reason` lines, then a count."""
+    lines = [f"skipped {len(skipped)} bad item(s) (on_bad_input=skip):"]
+    lines += [f"  {name}: {reason}" for name, reason in skipped[:limit]]
+    if len(skipped) > limit:
+        lines.append(f"  ... and {len(skipped) - limit} more (all of them in the JSON report)")
+    return "\n".join(lines)

@@ -39,10 +39,11 @@ from models.mmer import MMERModel
 from utils.batch import Batch
 from utils.data import MMERDataset, build_loader, set_epoch
 from utils.distributed import DistContext, any_true, barrier, gather_predictions
+from utils.errors import MMERError
 from utils.evaluation import Predictions, predict
 from utils.experiment import Experiment, TrainConfig
 from utils.io import atomic_path, remove_stale_temporaries, write_json_atomic, write_text_atomic
-from utils.manifest import loso_split, read_manifest
+from utils.manifest import DataError, format_skipped, loso_split, read_manifest
 from utils.metrics import compute_metrics, summarize_folds
 from utils.precision import autocast, resolve_precision
 from utils.reporting import plot_confusion, write_predictions_csv, write_results_md
@@ -56,7 +57,7 @@ PROTOCOL_NOTES = {
 }
 
 
-class TrainingError(RuntimeError):
+class TrainingError(MMERError, RuntimeError):
     """Training cannot go on (e.g. too many non-finite losses)."""
 
 
@@ -90,6 +91,7 @@ def run_loso(
     ctx = ctx or DistContext()
     device = device or torch.device("cpu")
     save_path = Path(save_path)
+    check_data_paths(exp)
     if ctx.is_main:
         remove_stale_temporaries(save_path)  # an earlier run killed mid-write
     skipped: list[tuple[str, str]] = []
@@ -106,7 +108,7 @@ def run_loso(
         folds[session] = FoldTrainer(
             exp, manifest, session, fold_dir, ctx, device, save_path / "tb"
         ).run()
-    results = _summarize(exp, folds, save_path, skipped)
+    results = _summarize(exp, folds, save_path, skipped, ctx.is_main)
     if ctx.is_main:
         write_json_atomic(save_path / "results.json", results)
         print(write_results_md(results, save_path / "results.md"))
@@ -114,6 +116,28 @@ def run_loso(
         _log(ctx, f"results: {save_path / 'results.json'}, {save_path / 'results.md'}")
     barrier(ctx)
     return results
+
+
+PREPARE_HINT = (
+    "Prepare the data first (README, 'Training on IEMOCAP'):\n"
+    "  python data_prep/prepare_iemocap.py --corpus data/IEMOCAP_full_release "
+    "--out_csv data/iemocap.csv --out_wav_dir data/iemocap\n"
+    "  python data_prep/embed_text.py --csv data/iemocap.csv --out_dir data/roberta "
+    "--aug_out_dir data/roberta_augmented"
+)
+
+
+def check_data_paths(exp: Experiment) -> None:
+    """The manifest and the data directories a run needs exist (after every override)."""
+    d = exp.data
+    needed = [("manifest CSV", d.csv_path, Path.is_file)]
+    if exp.model.uses_audio:
+        needed.append(("audio directory", d.audio_dir, Path.is_dir))
+    if exp.model.uses_text:
+        needed.append(("text-embedding directory", d.text_dir, Path.is_dir))
+    for what, path, exists in needed:
+        if not exists(Path(path)):
+            raise DataError(f"{what} not found: {Path(path).resolve()}\n{PREPARE_HINT}")
 
 
 # -- one fold ------------------------------------------------------------------------------
@@ -445,14 +469,17 @@ def validation_split(
     return rows.drop(index=val.index).reset_index(drop=True), val.reset_index(drop=True)
 
 
-def _summarize(exp: Experiment, folds: dict, save_path: Path, skipped: list) -> dict:
+def _summarize(
+    exp: Experiment, folds: dict, save_path: Path, skipped: list, is_main: bool = True
+) -> dict:
     fold_metrics = [f["test"] for f in folds.values()]
     pooled_cm = np.sum([np.asarray(m["confusion"]) for m in fold_metrics], axis=0)
     y_true = np.repeat(np.arange(len(pooled_cm)), pooled_cm.sum(axis=1))
     y_pred = np.concatenate([np.repeat(np.arange(len(row)), row) for row in pooled_cm])
     pooled = compute_metrics(y_true, y_pred, len(pooled_cm))
-    plot_confusion(pooled["confusion"], save_path / "confusion_pooled.png",
-                   f"All folds pooled (UA {100 * pooled['ua']:.1f})")  # fmt: skip
+    if is_main:
+        plot_confusion(pooled["confusion"], save_path / "confusion_pooled.png",
+                       f"All folds pooled (UA {100 * pooled['ua']:.1f})")  # fmt: skip
     return {
         "protocol": exp.train.selection,
         "protocol_note": PROTOCOL_NOTES[exp.train.selection],
@@ -471,9 +498,7 @@ def _report_skipped(results: dict) -> None:
     for fold in results["folds"].values():
         items |= {tuple(x) for x in fold.get("skipped", [])}
     if items:
-        print(f"skipped {len(items)} bad item(s) (on_bad_input=skip):")
-        for name, reason in sorted(items):
-            print(f"  {name}: {reason}")
+        print(format_skipped(sorted(items)))
 
 
 def data_hash(manifest: pd.DataFrame) -> str:

@@ -1,0 +1,8 @@
+"""The one base class of the errors a user can cause (bad files, configs, checkpoints).
+
+Entry points catch `MMERError` and print its message as one line, never a traceback.
+"""
+
+
+class MMERError(Exception):
+    """A problem with the user's input, described by the message (file and expectation)."""
