@@ -144,21 +144,36 @@ def encoder_takes_attention_mask(encoder: nn.Module) -> bool:
 
 class ValidFrameGroupNorm(nn.GroupNorm):
     """GroupNorm over time whose statistics cover each utterance's first `valid_frames[i]`
-    frames only (`valid_frames` is set for one forward call by `valid_frames_only`). Padded
-    frames come out as zeros. With `valid_frames` None it is a plain GroupNorm. The
-    parameters are GroupNorm's, so state dicts are unchanged."""
+    frames only (`valid_frames`, (batch,) int, is set for one forward call by
+    `valid_frames_only`). Padded frames come out as zeros. With `valid_frames` None it is a
+    plain GroupNorm. The parameters are GroupNorm's, so state dicts are unchanged."""
 
-    valid_frames: list[int] | None = None
+    valid_frames: torch.Tensor | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x (batch, channels, frames)
         if self.valid_frames is None:
             return super().forward(x)
+        if torch.compiler.is_compiling() or torch.compiler.is_exporting():
+            return self._masked(x, self.valid_frames)  # a graph without data-dependent shapes
         out = x.new_zeros(x.shape)
-        for i, n in enumerate(self.valid_frames):
+        for i, n in enumerate(self.valid_frames.tolist()):  # one host sync per batch
             # the very kernel the unpadded utterance goes through, on its valid frames
             out[i, :, :n] = F.group_norm(x[i : i + 1, :, :n], self.num_groups, self.weight,
                                          self.bias, self.eps)[0]  # fmt: skip
         return out
+
+    def _masked(self, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """The same statistics as masked sums (equal to float rounding, several passes)."""
+        batch, channels, frames = x.shape
+        per_group = channels // self.num_groups
+        mask = (torch.arange(frames, device=x.device)[None] < valid[:, None]).to(x.dtype)
+        grouped = x.reshape(batch, self.num_groups, per_group, frames)
+        m = mask[:, None, None, :]
+        count = (valid.to(x.dtype) * per_group).clamp(min=1)[:, None, None, None]
+        mean = (grouped * m).sum((2, 3), keepdim=True) / count
+        var = (((grouped - mean) * m) ** 2).sum((2, 3), keepdim=True) / count
+        y = ((grouped - mean) * torch.rsqrt(var + self.eps)).reshape(batch, channels, frames)
+        return (y * self.weight[:, None] + self.bias[:, None]) * mask[:, None, :]
 
 
 def _first_conv_layer(encoder: nn.Module) -> nn.Module | None:
@@ -174,6 +189,7 @@ def _normalise_valid_frames_only(encoder: nn.Module) -> None:
     if type(norm) is nn.GroupNorm:
         exact = ValidFrameGroupNorm(norm.num_groups, norm.num_channels, norm.eps, norm.affine)
         exact.load_state_dict(norm.state_dict())
+        exact.requires_grad_(norm.weight.requires_grad)  # frozen with the CNN, or not
         layer.layer_norm = exact.to(norm.weight.device, norm.weight.dtype)
 
 
@@ -185,9 +201,8 @@ def valid_frames_only(encoder: nn.Module, audio_lengths: torch.Tensor):
     if not isinstance(norm, ValidFrameGroupNorm):
         yield
         return
-    conv = layer.conv
-    lengths = audio_lengths.tolist()  # one host sync; the loop above needs the counts
-    norm.valid_frames = [max(0, (n - conv.kernel_size[0]) // conv.stride[0] + 1) for n in lengths]
+    kernel, stride = layer.conv.kernel_size[0], layer.conv.stride[0]
+    norm.valid_frames = ((audio_lengths - kernel) // stride + 1).clamp(min=0)
     try:
         yield
     finally:

@@ -160,3 +160,18 @@ def test_infer_sh_reproduces_the_authors_model_on_their_checkpoint(
         ours = torch.tensor([float(rows[name][f"logit_{k}"]) for k in ("hap", "ang", "neu", "sad")])
         ref = authors_reference(state, c["wav"] / f"{name}.wav", c["emb"] / f"{name}.npy")
         torch.testing.assert_close(ours, ref, atol=1e-4, rtol=0, msg=name)
+
+
+def test_the_graph_friendly_groupnorm_equals_the_per_utterance_one():
+    """torch.export / torch.compile take masked sums instead of the per-utterance loop."""
+    torch.manual_seed(0)
+    encoder = MMERModel(MMERConfig(**TINY)).eval().audio_encoder
+    norm = encoder.feature_extractor.conv_layers[0].layer_norm
+    x = torch.randn(3, norm.num_channels, 57)
+    valid = torch.tensor([57, 30, 1])
+    norm.valid_frames = valid
+    try:
+        looped = norm(x)
+    finally:
+        norm.valid_frames = None
+    torch.testing.assert_close(norm._masked(x, valid), looped, atol=1e-5, rtol=1e-5)
