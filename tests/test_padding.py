@@ -168,7 +168,7 @@ def test_the_graph_friendly_groupnorm_equals_the_per_utterance_one():
     encoder = MMERModel(MMERConfig(**TINY)).eval().audio_encoder
     norm = encoder.feature_extractor.conv_layers[0].layer_norm
     x = torch.randn(3, norm.num_channels, 57)
-    valid = torch.tensor([57, 30, 1])
+    valid = torch.tensor([57, 30, 2])
     norm.valid_frames = valid
     try:
         looped = norm(x)
