@@ -1,85 +1,96 @@
-"""Evaluate a trained MMER model on a held-out session, or predict emotions for new audio.
+"""Evaluate a trained MMER model on a held-out session, predict emotions for new audio, or
+export it to ONNX. Every command goes through `inference.Predictor`.
 
 Evaluate (what `bash infer.sh` runs):
     python infer.py evaluate --session 1 --config configs/mmer.yaml --csv_path data/iemocap.csv \
         --data_path_audio data/iemocap --data_path_roberta data/roberta \
         --checkpoint_path exp/mmer/fold1/best --predictions preds.csv
+    ... --transcripts asr [--asr_model ID_OR_DIR]   # ASR transcripts instead of the manifest's
 
-Predict for new files (transcript embedded on the fly with the text encoder that made the
-training embeddings):
+Predict for new files (the transcript is embedded with the checkpoint's text encoder; without
+one, an ASR model makes it):
     python infer.py predict --checkpoint exp/mmer/fold1/best --wav a.wav --text "I am so happy" \
-        --text_model roberta-base --output probs.json
+        --output probs.json
+    python infer.py predict --checkpoint exp/mmer/fold1/best --csv files.csv --output out.csv
 
-CHECKPOINT is this project's checkpoint directory (model.safetensors + config.json) or one
-of the authors' released `.pt` files (then the model architecture comes from --config; the
-file holds the encoder weights, so nothing is downloaded).
+Export (then `predict --checkpoint mmer.onnx` runs it with onnxruntime):
+    python infer.py export --checkpoint exp/mmer/fold1/best --format onnx --output mmer.onnx
+
+CHECKPOINT is this project's checkpoint directory, one of the authors' released `.pt` files
+(then the architecture comes from --config; the file holds the encoder weights, so nothing is
+downloaded), or an exported `.onnx` file.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import io
 import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from models.checkpoint import CheckpointError, is_native_checkpoint, load_model
-from models.mmer import MMERModel
-from utils import audio as audio_io
-from utils.batch import View
+from inference.predictor import Prediction, Predictor, Request
+from models.checkpoint import CheckpointError, is_native_checkpoint
 from utils.data import MMERDataset, build_loader
 from utils.errors import MMERError
-from utils.evaluation import predict, to_inference_precision
+from utils.evaluation import Predictions
 from utils.experiment import Experiment, load_experiment
-from utils.io import write_json_atomic
+from utils.io import write_json_atomic, write_text_atomic
 from utils.manifest import DataError, format_skipped, read_manifest, select_sessions
-from utils.metrics import CLASS_NAMES
-from utils.precision import PRECISIONS, resolve_device, resolve_precision
+from utils.precision import PRECISIONS
 from utils.reporting import write_predictions_csv
 
 
-def load_for_inference(
-    checkpoint: str, config_path: str | None, device: torch.device
-) -> tuple[MMERModel, Experiment]:
-    """The model (eval mode) and the experiment settings used for data loading."""
+def load_predictor(args: argparse.Namespace, checkpoint: str) -> Predictor:
+    config_path = getattr(args, "config", None)
     exp = load_experiment(config_path) if config_path else Experiment()
-    if not is_native_checkpoint(checkpoint) and config_path is None:
+    native = is_native_checkpoint(checkpoint) or checkpoint.endswith(".onnx")
+    if not native and config_path is None:
         raise CheckpointError(
             f"{checkpoint}: an authors' checkpoint needs --config (e.g. configs/mmer.yaml)"
         )
-    return load_model(checkpoint, exp.model, device), exp
+    return Predictor.load(
+        checkpoint,
+        config=exp.model,
+        experiment_data=exp.data,
+        device=args.device,
+        precision=args.precision,
+        text_model=getattr(args, "text_model", None),
+        asr_model=getattr(args, "asr_model", None),
+        batch_size=getattr(args, "batch_size", 8),
+    )
 
 
 # -- evaluate ------------------------------------------------------------------------------
 def evaluate(args: argparse.Namespace) -> int:
-    device = resolve_device(args.device)
-    precision = resolve_precision(args.precision, device)
-    model, exp = load_for_inference(args.checkpoint_path, args.config, device)
-    model = to_inference_precision(model, precision)
+    predictor = load_predictor(args, args.checkpoint_path)
     rows = select_sessions(
         read_manifest(args.csv_path, on_bad_input=args.on_bad_input), [args.session]
     )
-    dataset = MMERDataset(
-        rows,
-        args.data_path_audio,
-        args.data_path_roberta,
-        text_dim=model.config.text_dim,
-        max_audio_samples=exp.data.max_audio_samples,
-        on_bad_input=args.on_bad_input,
-    )
-    loader = build_loader(dataset, args.batch_size, pad_quantum=exp.data.pad_quantum)
-    preds = predict(model, loader, device, precision)
-    metrics = preds.metrics()
+    if args.transcripts == "asr":
+        preds, skipped = evaluate_with_asr(predictor, rows, args)
+    else:
+        dataset = MMERDataset(
+            rows,
+            args.data_path_audio,
+            args.data_path_roberta,
+            text_dim=predictor.config.text_dim,
+            max_audio_samples=predictor.info.max_audio_samples,
+            on_bad_input=args.on_bad_input,
+        )
+        loader = build_loader(dataset, args.batch_size, pad_quantum=predictor.info.pad_quantum)
+        preds, skipped = predictor.evaluate(loader), dataset.skipped
     report = {
         "session": args.session,
         "checkpoint": str(args.checkpoint_path),
-        "precision": precision,
-        **metrics,
-        "skipped": [list(x) for x in dataset.skipped],
+        "precision": getattr(predictor.backend, "precision", "fp32 (onnxruntime)"),
+        "transcripts": args.transcripts,
+        **preds.metrics(),
+        "skipped": [list(x) for x in skipped],
     }
-    print(format_report(report))
+    print(format_report(report, predictor.info.class_names))
     # beside --predictions, else in the directory the command is run from (never the code's)
     json_path = Path(
         args.json
@@ -97,10 +108,25 @@ def evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def format_report(r: dict) -> str:
-    names = CLASS_NAMES[: len(r["confusion"])]
+def evaluate_with_asr(predictor: Predictor, rows, args) -> tuple[Predictions, list]:
+    """The paper's ASR-transcript experiment: each utterance's transcript comes from ASR
+    and is embedded with the checkpoint's text encoder (the manifest's text is not used)."""
+    audio_dir = Path(args.data_path_audio)
+    requests = [Request(audio_dir / f"{name}.wav") for name in rows["FileName"]]
+    skipped: list[tuple[str, str]] = []
+    results = predictor.predict_many(requests, args.on_bad_input, skipped, progress=True)
+    kept = {r.source for r in results}
+    labels = [int(lab) for name, lab in zip(rows["FileName"], rows["label"], strict=True)
+              if str(audio_dir / f"{name}.wav") in kept]  # fmt: skip
+    names = [Path(r.source).stem for r in results]
+    logits = np.array([r.logits for r in results], dtype=np.float32)
+    return Predictions(names, np.array(labels), logits), skipped
+
+
+def format_report(r: dict, names: list[str]) -> str:
     lines = [
-        f"Session {r['session']}: {r['n']} utterances ({r['precision']})",
+        f"Session {r['session']}: {r['n']} utterances ({r['precision']}, "
+        f"{r['transcripts']} transcripts)",
         f"  WA (accuracy)          {100 * r['wa']:.2f}",
         f"  UA (mean class recall) {100 * r['ua']:.2f}",
         f"  macro-F1               {100 * r['macro_f1']:.2f}",
@@ -118,95 +144,77 @@ def format_report(r: dict) -> str:
 
 
 # -- predict -------------------------------------------------------------------------------
-def read_requests(args: argparse.Namespace) -> list[tuple[str, str | None]]:
-    """(wav path, transcript or None) pairs from --wav/--text or a CSV with columns wav,text."""
+def read_requests(args: argparse.Namespace) -> list[Request]:
+    """Requests from --wav/--text or a CSV with columns wav[,text] (relative to the CSV)."""
     if args.csv:
-        with open(args.csv, newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            if reader.fieldnames is None or "wav" not in reader.fieldnames:
-                raise DataError(f"{args.csv}: expected a header with columns wav[,text]")
-            return [(row["wav"], row.get("text") or None) for row in reader]
+        path = Path(args.csv)
+        try:
+            with path.open(newline="", encoding="utf-8") as f:
+                reader = csv.DictReader(f)
+                if reader.fieldnames is None or "wav" not in reader.fieldnames:
+                    raise DataError(f"{path}: expected a header with columns wav[,text]")
+                rows = list(reader)
+        except (OSError, UnicodeDecodeError) as err:
+            raise DataError(f"{path}: not a readable UTF-8 CSV ({err})") from None
+        return [Request(path.parent / r["wav"], text=r.get("text") or None) for r in rows]
     if not args.wav:
         raise DataError("give --wav FILE [FILE ...] or --csv FILE")
     if args.text is not None and len(args.text) not in (1, len(args.wav)):
         raise DataError(f"--text: give one transcript, or one per wav ({len(args.wav)})")
     texts = args.text or [None]
     texts = texts * len(args.wav) if len(texts) == 1 else texts
-    return list(zip(args.wav, texts, strict=True))
+    return [Request(w, text=t) for w, t in zip(args.wav, texts, strict=True)]
 
 
 def predict_files(args: argparse.Namespace) -> int:
-    device = resolve_device(args.device)
-    precision = resolve_precision(args.precision, device)
-    model, exp = load_for_inference(args.checkpoint, args.config, device)
-    model = to_inference_precision(model, precision)
-    dtype = next(model.parameters()).dtype
+    predictor = load_predictor(args, args.checkpoint)
     requests = read_requests(args)
-    needs_text = model.config.uses_text
-    if needs_text and any(t is None for _, t in requests):
-        raise DataError(
-            'this model uses the transcript as well as the audio: give --text "..." (or a text '
-            "column in --csv). Only a model trained with --modalities audio works without one."
-        )
-    embedder = TextEmbedder(args.text_model, device) if needs_text else None
-    results = []
-    for wav, text in requests:
-        # cut and normalised exactly as evaluation does (utils.data.MMERDataset)
-        wave = audio_io.normalize(audio_io.crop(audio_io.load(wav), exp.data.max_audio_samples))
-        audio = torch.from_numpy(wave)[None]
-        if embedder is not None:
-            emb = embedder(text)
-            if emb.shape[-1] != model.config.text_dim:
-                raise DataError(
-                    f"--text_model {args.text_model} gives {emb.shape[-1]}-d embeddings; the model "
-                    f"expects {model.config.text_dim} (use the encoder that made its training embeddings)"
-                )
-        else:
-            emb = torch.zeros(1, 1, model.config.text_dim)
-        mask = torch.ones(emb.shape[:2], dtype=torch.bool)
-        view = View(audio, torch.tensor([audio.shape[1]]), emb, mask).astype(dtype)
-        with torch.inference_mode():
-            logits = model(view.to(device)).logits.float().cpu()[0]
-        probs = logits.softmax(-1).numpy()
-        results.append({"wav": wav, "text": text, "pred": CLASS_NAMES[int(probs.argmax())],
-                        "probs": {c: float(p) for c, p in zip(CLASS_NAMES, probs, strict=True)}})  # fmt: skip
+    skipped: list[tuple[str, str]] = []
+    results = predictor.predict_many(
+        requests, args.on_bad_input, skipped, progress=len(requests) > 1
+    )
     for r in results:
-        shown = "  ".join(f"{c} {p:.3f}" for c, p in r["probs"].items())
-        print(f"{r['wav']}: {r['pred']}  ({shown})")
+        shown = "  ".join(f"{c} {p:.3f}" for c, p in r.probabilities.items())
+        heard = f'  [{r.text_source}: "{r.text}"]' if r.text_source == "asr" else ""
+        print(f"{r.source}: {r.label}  ({shown}){heard}")
+    if skipped:
+        print(format_skipped(skipped))
     if args.output:
-        write_outputs(results, args.output)
+        write_outputs([output_record(r) for r in results], args.output, predictor.info.class_names)
         print(f"written: {args.output}")
     return 0
 
 
-class TextEmbedder:
-    """Token embeddings of a transcript, exactly as data_prep/embed_text.py writes them."""
-
-    def __init__(self, model_name: str, device: torch.device):
-        from data_prep.embed_text import load_encoder
-
-        self.device = str(device)
-        self.tokenizer, self.encoder = load_encoder(model_name, self.device)
-
-    @torch.inference_mode()
-    def __call__(self, text: str) -> torch.Tensor:
-        from data_prep.embed_text import embed
-
-        return torch.from_numpy(
-            embed([text], self.tokenizer, self.encoder, self.device)[0]
-        )  # (1, T, D)
+def output_record(r: Prediction) -> dict:
+    """One result as written to --output (the keys of earlier releases, then the new ones)."""
+    return {"wav": r.source, "pred": r.label, "probs": r.probabilities, "logits": r.logits,
+            "text": r.text, "text_source": r.text_source}  # fmt: skip
 
 
-def write_outputs(results: list[dict], path: str) -> None:
-    if path.endswith(".csv"):
-        lines = ["wav,pred," + ",".join(f"p_{c}" for c in CLASS_NAMES)]
-        lines += [
-            f"{r['wav']},{r['pred']}," + ",".join(f"{r['probs'][c]:.6f}" for c in CLASS_NAMES)
-            for r in results
-        ]
-        Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
-    else:
+def write_outputs(results: list[dict], path: str, names: list[str]) -> None:
+    if not path.endswith(".csv"):
         write_json_atomic(path, results)
+        return
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["wav", "pred", *(f"p_{c}" for c in names), "text_source", "text"])
+    for r in results:
+        probs = [f"{r['probs'][c]:.6f}" for c in names]
+        writer.writerow([r["wav"], r["pred"], *probs, r["text_source"], r["text"] or ""])
+    write_text_atomic(path, buffer.getvalue())
+
+
+# -- export --------------------------------------------------------------------------------
+def export(args: argparse.Namespace) -> int:
+    from inference.onnx import export_onnx
+
+    args.device, args.precision = "cpu", "fp32"  # the exported graph is fp32
+    predictor = load_predictor(args, args.checkpoint)
+    if not hasattr(predictor.backend, "model"):
+        raise CheckpointError(f"{args.checkpoint}: export needs a torch checkpoint, not ONNX")
+    path = export_onnx(predictor.backend.model, predictor.info, args.output)
+    print(f"exported {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    return 0
 
 
 # -- CLI -----------------------------------------------------------------------------------
@@ -217,45 +225,48 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     e = sub.add_parser("evaluate", help="metrics and predictions on one session of a manifest")
     e.add_argument("--session", type=int, required=True, choices=range(1, 6))
-    e.add_argument(
-        "--config",
-        "--config_path",
-        dest="config",
-        help="experiment YAML (needed for the authors' .pt)",
-    )
+    e.add_argument("--config", "--config_path", dest="config",
+                   help="experiment YAML (needed for the authors' .pt)")  # fmt: skip
     e.add_argument("--csv_path", required=True)
     e.add_argument("--data_path_audio", required=True)
     e.add_argument("--data_path_roberta", required=True)
     e.add_argument("--checkpoint_path", required=True)
     e.add_argument("--predictions", help="write per-utterance predictions (CSV)")
     e.add_argument("--json", help="write the metrics here (default: beside --predictions)")
-    e.add_argument("--batch_size", type=int, default=8, help="utterances per batch (length-sorted)")
-    e.add_argument("--on_bad_input", choices=("error", "skip"), default="error")
+    e.add_argument("--transcripts", choices=("manifest", "asr"), default="manifest",
+                   help="asr: transcribe each utterance and embed that instead")  # fmt: skip
     q = sub.add_parser("predict", help="class probabilities for new wav files")
-    q.add_argument("--checkpoint", required=True)
+    q.add_argument("--checkpoint", required=True, help="checkpoint dir, authors' .pt or .onnx")
     q.add_argument("--config", help="experiment YAML (needed for the authors' .pt)")
     q.add_argument("--wav", nargs="+")
     q.add_argument("--text", nargs="+", help="transcript(s): one for all wavs or one per wav")
     q.add_argument("--csv", help="CSV with columns wav,text (instead of --wav/--text)")
-    q.add_argument(
-        "--text_model", default="roberta-base", help="HF id or local dir of the text encoder"
-    )
-    q.add_argument("--output", help="write results (.json or .csv)")
+    q.add_argument("--output", help="write results (.json or .csv), atomically")
+    x = sub.add_parser("export", help="export a checkpoint (ONNX)")
+    x.add_argument("--checkpoint", required=True)
+    x.add_argument("--config", help="experiment YAML (needed for the authors' .pt)")
+    x.add_argument("--format", choices=("onnx",), default="onnx")
+    x.add_argument("--output", required=True)
     for sp in (e, q):
+        sp.add_argument("--text_model", help="HF id or local dir of the text encoder "
+                        "(default: the one the checkpoint records)")  # fmt: skip
+        sp.add_argument("--asr_model", help="ASR model for missing transcripts (hub id or "
+                        "dir; default openai/whisper-small.en)")  # fmt: skip
+        sp.add_argument("--batch_size", type=int, default=8, help="utterances per batch")
+        sp.add_argument("--on_bad_input", choices=("error", "skip"), default="error")
         sp.add_argument("--device", default="auto")
-        sp.add_argument(
-            "--precision",
-            choices=PRECISIONS,
-            default="auto",
-            help="auto: bf16 where the hardware runs it natively",
-        )
+        sp.add_argument("--precision", choices=PRECISIONS, default="auto",
+                        help="auto: bf16 where the hardware runs it natively")  # fmt: skip
     return p
+
+
+COMMANDS = {"evaluate": evaluate, "predict": predict_files, "export": export}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return evaluate(args) if args.command == "evaluate" else predict_files(args)
+        return COMMANDS[args.command](args)
     except (MMERError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

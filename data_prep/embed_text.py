@@ -7,6 +7,8 @@ Writes `<out_dir>/<FileName>.npy` for `Sentences` and `<aug_out_dir>/<FileName>.
 `AugmentedText`: float32 (1, T, hidden) last-layer states including the special tokens
 (<s> ... </s> for RoBERTa, [CLS] ... [SEP] for BERT-style models), unpadded. `--model` may be a
 local directory (loaded offline). Files already present are skipped; `--overwrite` redoes them.
+Each output directory gets `text_encoder.json` (the encoder's name, width and, for a local
+directory, a hash of its weights): checkpoints trained on these embeddings record it.
 """
 
 from __future__ import annotations
@@ -21,37 +23,20 @@ import torch
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from models.text_encoder import TextEncoder, TextEncoderError, read_info, write_info  # noqa: E402
 from utils.manifest import read_manifest  # noqa: E402
 
 
-def load_encoder(model: str, device: str) -> tuple[object, torch.nn.Module]:
-    """(tokenizer, model) from a hub name or a local directory (local dirs never touch the network)."""
-    from transformers import AutoModel, AutoTokenizer
-
-    local = Path(model).is_dir()
-    tokenizer = AutoTokenizer.from_pretrained(model, local_files_only=local)
-    encoder = AutoModel.from_pretrained(model, local_files_only=local).to(device).eval()
-    return tokenizer, encoder
-
-
-@torch.no_grad()
-def embed(
-    texts: list[str], tokenizer, encoder, device: str, max_length: int = 512
-) -> list[np.ndarray]:
-    """Last hidden states per text: a list of float32 (1, T_i, hidden), padding removed."""
-    enc = tokenizer(
-        texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt"
-    )
-    enc = {k: v.to(device) for k, v in enc.items()}
-    hidden = encoder(**enc).last_hidden_state.float().cpu().numpy()  # (batch, T, hidden)
-    # tokenizers pad on the right or on the left; keep the real positions either way
-    mask = enc["attention_mask"].bool().cpu().numpy()
-    return [hidden[i][mask[i]][None].astype(np.float32) for i in range(len(texts))]
-
-
-def embed_column(df, column: str, out_dir: Path, tokenizer, encoder, args) -> tuple[int, int]:
+def embed_column(df, column: str, out_dir: Path, encoder: TextEncoder, args) -> tuple[int, int]:
     """Embed `df[column]` into `out_dir`; returns (written, skipped-as-present)."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    made_by = read_info(out_dir)
+    if made_by is not None and not made_by.same_encoder_as(encoder.info) and not args.overwrite:
+        raise TextEncoderError(
+            f"{out_dir} holds embeddings of {made_by.describe()}, not of "
+            f"{encoder.info.describe()}: use another --out_dir, or --overwrite"
+        )
+    write_info(out_dir, encoder.info)
     todo = [
         (name, text)
         for name, text in zip(df["FileName"], df[column], strict=True)
@@ -63,9 +48,7 @@ def embed_column(df, column: str, out_dir: Path, tokenizer, encoder, args) -> tu
         range(0, len(todo), args.batch_size), desc=f"{column} -> {out_dir}", disable=not todo
     ):
         chunk = todo[start : start + args.batch_size]
-        arrays = embed(
-            [text for _, text in chunk], tokenizer, encoder, args.device, args.max_length
-        )
+        arrays = encoder([text for _, text in chunk])
         for (name, _), arr in zip(chunk, arrays, strict=True):
             tmp = out_dir / f"{name}.tmp.npy"
             np.save(tmp, arr)
@@ -93,14 +76,20 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.time()
     df = read_manifest(args.csv)
-    tokenizer, encoder = load_encoder(args.model, args.device)
+    try:
+        encoder = TextEncoder(args.model, args.device, args.max_length)
+    except TextEncoderError as err:
+        parser.exit(2, f"error: {err}\n")
     jobs = [("Sentences", Path(args.out_dir))]
     if args.aug_out_dir:
         jobs.append(("AugmentedText", Path(args.aug_out_dir)))
     for column, out_dir in jobs:
-        written, present = embed_column(df, column, out_dir, tokenizer, encoder, args)
+        try:
+            written, present = embed_column(df, column, out_dir, encoder, args)
+        except TextEncoderError as err:
+            parser.exit(2, f"error: {err}\n")
         print(f"{column}: wrote {written}, kept {present} existing -> {out_dir}")
-    print(f"hidden size {encoder.config.hidden_size}, model {args.model}, {time.time() - t0:.1f} s")
+    print(f"{encoder.info.describe()}, {time.time() - t0:.1f} s")
     return 0
 
 

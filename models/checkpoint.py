@@ -1,6 +1,8 @@
 """Saving and loading MMER weights: this project's format and the authors' released `.pt`.
 
-Native format: a directory with `model.safetensors` and `config.json` (MMERConfig).
+Native format: a directory with `model.safetensors`, `config.json` (MMERConfig) and
+`inference.json` (`CheckpointInfo`: classes, sample rate, audio cut, padding, the text
+encoder that made the training embeddings, the run's effective experiment).
 Authors' format: `torch.save({'state_dict': FuseModel.state_dict()})`, keys possibly
 prefixed with `module.` (DataParallel). The only place the authors' names live is
 `AUTHORS_MODULES` / `AUTHORS_BLOCK_PARAMS` below; import and export both use them.
@@ -8,21 +10,59 @@ prefixed with `module.` (DataParallel). The only place the authors' names live i
 
 from __future__ import annotations
 
+import json
 import pickle
 from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 
 from utils.errors import MMERError
-from utils.io import atomic_path
+from utils.io import atomic_path, write_json_atomic
 
 from .config import MMERConfig
 from .mmer import MMERModel
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
+INFO_NAME = "inference.json"
+CLASS_NAMES = ["hap", "ang", "neu", "sad"]  # DESIGN.md: IEMOCAP-4, hap = hap + exc
+
+
+@dataclass
+class CheckpointInfo:
+    """What a checkpoint says about the inputs it expects (beside its MMERConfig)."""
+
+    class_names: list[str] = field(default_factory=lambda: list(CLASS_NAMES))
+    sample_rate: int = 16_000  # Hz of the audio the encoder takes
+    max_audio_samples: int = 210_000  # audio is cut to its first N samples (the authors' cut)
+    pad_quantum: int = 4000  # batches are zero-padded to a multiple of N samples
+    # {"name", "hidden_size", "sha256"} of the text encoder behind the training embeddings
+    text_encoder: dict | None = None
+    experiment: dict | None = None  # the run's effective config (model, data, train)
+    assumed: list[str] = field(default_factory=list)  # what was not recorded (older files)
+
+    @classmethod
+    def read(cls, directory: str | Path) -> CheckpointInfo:
+        path = Path(directory) / INFO_NAME
+        if not path.is_file():
+            return cls(assumed=[
+                f"no {INFO_NAME} in {directory} (made before checkpoints recorded it): assuming "
+                f"classes {'/'.join(CLASS_NAMES)}, 16 kHz audio cut at 210000 samples, and an "
+                "unknown text encoder"
+            ])  # fmt: skip
+        try:
+            return cls(**json.loads(path.read_text(encoding="utf-8")))
+        except (ValueError, TypeError) as err:
+            raise CheckpointError(f"{path}: not a checkpoint info file ({err})") from None
+
+    def write(self, directory: str | Path) -> None:
+        d = asdict(self)
+        d.pop("assumed")
+        write_json_atomic(Path(directory) / INFO_NAME, d)
+
 
 # our module -> the authors' module (FuseModel attribute path)
 AUTHORS_MODULES = {
@@ -85,8 +125,8 @@ def safe_torch_load(path: str | Path) -> object:
 
 
 # -- native format -------------------------------------------------------------------------
-def save_model(model: MMERModel, directory: str | Path) -> Path:
-    """Write `model.safetensors` + `config.json` into `directory` (each atomically)."""
+def save_model(model: MMERModel, directory: str | Path, info: CheckpointInfo | None = None) -> Path:
+    """Write `model.safetensors`, `config.json` and `inference.json` (each atomically)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
@@ -94,6 +134,7 @@ def save_model(model: MMERModel, directory: str | Path) -> Path:
         save_file(state, str(tmp), metadata={"format": "pt", "producer": "mmer"})
     with atomic_path(directory / CONFIG_NAME) as tmp:
         model.config.to_json(tmp)
+    (info or CheckpointInfo()).write(directory)
     return directory
 
 

@@ -11,6 +11,8 @@ import yaml
 
 import train
 from models.config import MMERConfig
+from models.text_encoder import TextEncoderInfo
+from models.text_encoder import write_info as write_text_encoder_info
 from utils.batch import Batch, View
 
 from .fixtures import make_dataset_dir
@@ -60,6 +62,8 @@ def batch() -> Batch:
 def corpus(tmp_path_factory):
     root = tmp_path_factory.mktemp("corpus")
     paths = make_dataset_dir(root, n_per_session=8, sessions=(1, 2, 3), dim=32)
+    # what data_prep/embed_text.py records beside the embeddings it writes
+    write_text_encoder_info(paths["emb"], TextEncoderInfo("fixture-encoder", 32))
     config = root / "tiny.yaml"
     config.write_text(
         yaml.safe_dump(

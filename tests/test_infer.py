@@ -101,10 +101,3 @@ def test_predict_on_stereo_44k_wav_gives_probabilities(minilm_checkpoint, tmp_pa
     assert list(probs) == ["hap", "ang", "neu", "sad"]
     assert sum(probs.values()) == pytest.approx(1.0, abs=1e-5)
     assert result["pred"] == max(probs, key=probs.get)
-
-
-def test_predict_without_transcript_says_the_model_needs_one(minilm_checkpoint, tmp_path, capsys):
-    wav = tmp_path / "a.wav"
-    sf.write(wav, np.zeros(16000, dtype=np.float32), 16000)
-    assert infer.main(["predict", "--checkpoint", str(minilm_checkpoint), "--wav", str(wav)]) == 2
-    assert "uses the transcript as well as the audio: give --text" in capsys.readouterr().err

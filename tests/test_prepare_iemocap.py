@@ -64,6 +64,8 @@ def test_tarball(tmp_path):
 
 
 def test_embed_text_offline_minilm_shapes_and_skip(tmp_path, capsys):
+    import json
+
     import numpy as np
     import pytest
 
@@ -95,3 +97,12 @@ def test_embed_text_offline_minilm_shapes_and_skip(tmp_path, capsys):
     assert (aug / "Ses01F_impro01_F001.npy").is_file()
     embed_text.main(args)
     assert "wrote 0, kept 2" in capsys.readouterr().out
+    recorded = json.loads((out / "text_encoder.json").read_text())
+    assert recorded["name"] == str(model) and recorded["hidden_size"] == 384
+    assert len(recorded["sha256"]) == 64  # a local directory: its weights are hashed
+    # another encoder's embeddings never land in the same directory
+    (out / "text_encoder.json").write_text(json.dumps({"name": "roberta-base", "hidden_size": 768}))
+    with pytest.raises(SystemExit) as stop:
+        embed_text.main(args)
+    assert stop.value.code == 2
+    assert "holds embeddings of roberta-base (768-d)" in capsys.readouterr().err

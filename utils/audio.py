@@ -63,10 +63,22 @@ def load(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
         wave, rate = sf.read(str(path), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError) as exc:
         raise DataError(f"audio {path}: could not decode ({exc})") from None
+    return to_16k_mono(wave, rate, sample_rate, source=f"audio {path}")
+
+
+def to_16k_mono(
+    wave: np.ndarray, rate: int, sample_rate: int = SAMPLE_RATE, source: str = "waveform"
+) -> np.ndarray:
+    """(samples,) or (samples, channels) at `rate` -> mono float32 at `sample_rate` (soxr HQ);
+    empty input and NaN/Inf samples raise `DataError` naming `source`."""
+    wave = np.asarray(wave, dtype=np.float32)
+    wave = wave[:, None] if wave.ndim == 1 else wave
+    if wave.ndim != 2:
+        raise DataError(f"{source}: shape {wave.shape}, expected (samples,) or (samples, channels)")
     if wave.shape[0] == 0:
-        raise DataError(f"audio {path}: zero-length audio (expected at least one sample)")
+        raise DataError(f"{source}: zero-length audio (expected at least one sample)")
     if not np.isfinite(wave).all():
-        raise DataError(f"audio {path}: contains NaN or Inf samples (expected finite values)")
+        raise DataError(f"{source}: contains NaN or Inf samples (expected finite values)")
     wave = wave.mean(axis=1) if wave.shape[1] > 1 else wave[:, 0]
     if rate != sample_rate:
         wave = soxr.resample(wave, rate, sample_rate, quality="HQ")
@@ -90,6 +102,14 @@ def crop(wave: np.ndarray, max_samples: int, rng: np.random.Generator | None = N
         return wave
     start = 0 if rng is None else int(rng.integers(0, wave.shape[0] - max_samples + 1))
     return wave[start : start + max_samples]
+
+
+def prepare(
+    wave: np.ndarray, max_samples: int, rng: np.random.Generator | None = None
+) -> np.ndarray:
+    """What the model is fed: cut to `max_samples` (the first ones without `rng`), then
+    normalised. Training, evaluation and prediction all go through this."""
+    return normalize(crop(wave, max_samples, rng))
 
 
 # --- signal-level augmentation (the fallback when no TTS audio exists) ---------------------

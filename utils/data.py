@@ -197,7 +197,7 @@ class MMERDataset(Dataset):
 
     def _prepare_audio(self, wave: np.ndarray, index: int, stream: int) -> np.ndarray:
         rng = self._rng(index, stream) if self.training else None
-        return audio_io.normalize(audio_io.crop(wave, self.max_audio_samples, rng))
+        return audio_io.prepare(wave, self.max_audio_samples, rng)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         """One utterance: audio (S,) float32 normalised, text (T, D), label, ctc ids, name,
@@ -229,7 +229,8 @@ class MMERDataset(Dataset):
         return item
 
 
-def _pad_view(audios: Sequence[np.ndarray], texts: Sequence[np.ndarray], pad_quantum: int) -> View:
+def pad_view(audios: Sequence[np.ndarray], texts: Sequence[np.ndarray], pad_quantum: int) -> View:
+    """Prepared audio (S_i,) and token embeddings (T_i, D) -> one zero-padded `View`."""
     lengths = [a.shape[0] for a in audios]
     quantum = max(1, pad_quantum)
     width = int(math.ceil(max(lengths) / quantum) * quantum)
@@ -253,14 +254,14 @@ def collate(items: Sequence[dict[str, Any]], pad_quantum: int = PAD_QUANTUM) -> 
     lengths made an epoch ~10x slower. Text is zero-padded with `text_mask` marking real
     tokens; CTC targets are padded with -100.
     """
-    view = _pad_view([it["audio"] for it in items], [it["text"] for it in items], pad_quantum)
+    view = pad_view([it["audio"] for it in items], [it["text"] for it in items], pad_quantum)
     ctc_len = max(1, max(len(it["ctc"]) for it in items))
     ctc = torch.full((len(items), ctc_len), -100, dtype=torch.int64)
     for i, it in enumerate(items):
         ctc[i, : len(it["ctc"])] = torch.tensor(it["ctc"], dtype=torch.int64)
     augmented = None
     if all("aug_audio" in it for it in items):
-        augmented = _pad_view(
+        augmented = pad_view(
             [it["aug_audio"] for it in items], [it["aug_text"] for it in items], pad_quantum
         )
     return Batch(

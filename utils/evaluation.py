@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from utils.batch import View
 from utils.metrics import compute_metrics
 from utils.precision import autocast
 
@@ -43,6 +44,19 @@ def to_inference_precision(model: torch.nn.Module, precision: str) -> torch.nn.M
 
 
 @torch.inference_mode()
+def forward_logits(
+    model: torch.nn.Module, view: View, device: torch.device, precision: str = "fp32"
+) -> torch.Tensor:
+    """Emotion logits (batch, num_classes), float32 on the CPU, of a model in eval mode
+    (bf16 models from `to_inference_precision` take bf16 inputs; fp32 ones may autocast)."""
+    weights_dtype = next(model.parameters()).dtype
+    view = view.to(device).astype(weights_dtype)
+    with autocast(device, precision if weights_dtype == torch.float32 else "fp32"):
+        out = model(view, with_ctc=False)  # the CTC head is for training only
+    return out.logits.float().cpu()
+
+
+@torch.inference_mode()
 def predict(
     model: torch.nn.Module, loader: DataLoader, device: torch.device, precision: str = "fp32"
 ) -> Predictions:
@@ -50,17 +64,12 @@ def predict(
     (the published inference script forgot it and ran with dropout on)."""
     was_training = model.training
     model.eval()
-    weights_dtype = next(model.parameters()).dtype  # bf16 after `to_inference_precision`
     names, labels, logits = [], [], []
     try:
         for batch in loader:
-            batch = batch.to(device)
-            view = batch.view.astype(weights_dtype)
-            with autocast(device, precision if weights_dtype == torch.float32 else "fp32"):
-                out = model(view, with_ctc=False)  # the CTC head is for training only
             names += batch.names
             labels.append(batch.labels.cpu())
-            logits.append(out.logits.float().cpu())
+            logits.append(forward_logits(model, batch.view, device, precision))
     finally:
         model.train(was_training)
     return Predictions(names, torch.cat(labels).numpy(), torch.cat(logits).numpy())

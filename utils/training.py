@@ -34,8 +34,9 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from models.checkpoint import load_model, safe_torch_load, save_model
+from models.checkpoint import CheckpointInfo, load_model, safe_torch_load, save_model
 from models.mmer import MMERModel
+from models.text_encoder import read_info as read_text_encoder_info
 from utils.batch import Batch
 from utils.data import MMERDataset, build_loader, set_epoch
 from utils.distributed import DistContext, any_true, barrier, gather_predictions
@@ -162,6 +163,14 @@ class FoldTrainer:
         self.precision = resolve_precision(exp.train.precision, device)
         self.tb_dir = tb_dir / f"fold{session}"
         t, d = exp.train, exp.data
+        text_encoder = read_text_encoder_info(d.text_dir) if exp.model.uses_text else None
+        # what `fold<k>/best` tells a Predictor about the inputs the model expects
+        self.checkpoint_info = CheckpointInfo(
+            max_audio_samples=d.max_audio_samples,
+            pad_quantum=d.pad_quantum,
+            text_encoder=text_encoder.to_dict() if text_encoder else None,
+            experiment=exp.to_dict(),
+        )
         train_rows, test_rows = loso_split(manifest, session)
         select_rows = None
         if t.selection == "val":
@@ -298,7 +307,7 @@ class FoldTrainer:
                             self.state.epoch + 1,
                         )
                         if self.ctx.is_main:
-                            save_model(self.model, self.dir / "best")
+                            save_model(self.model, self.dir / "best", self.checkpoint_info)
                 self.state.epoch += 1
                 self.state.batches_done = 0
                 self.state.running, self.state.running_count = {}, 0
@@ -311,7 +320,7 @@ class FoldTrainer:
                 barrier(self.ctx)
         if t.selection == "last" and self.ctx.is_main:
             self.state.best_epoch = t.epochs
-            save_model(self.model, self.dir / "best")
+            save_model(self.model, self.dir / "best", self.checkpoint_info)
         barrier(self.ctx)
         if writer is not None:
             writer.close()
