@@ -221,3 +221,16 @@ def test_csv_with_a_bad_file_names_it_and_keeps_the_others(minilm_model, tmp_pat
     argv[-1] = "error"
     assert infer.main(argv) == 2
     assert "bad.wav" in capsys.readouterr().err
+
+
+def test_evaluate_with_asr_transcripts(minilm_model, minilm_corpus, tiny_asr, tmp_path):
+    """The paper's ASR-transcript experiment as one command: the manifest's text is unused."""
+    c = minilm_corpus
+    shutil.rmtree(tmp_path / "no_emb", ignore_errors=True)
+    argv = ["evaluate", "--session", "1", "--csv_path", str(c / "m.csv"),
+            "--data_path_audio", str(c / "wav"), "--data_path_roberta", str(tmp_path / "no_emb"),
+            "--checkpoint_path", str(minilm_model), "--transcripts", "asr",
+            "--asr_model", str(tiny_asr), "--json", str(tmp_path / "r.json")]  # fmt: skip
+    assert infer.main(argv) == 0
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["transcripts"] == "asr" and report["n"] == 3
