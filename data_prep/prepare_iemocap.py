@@ -17,14 +17,12 @@ from __future__ import annotations
 
 import argparse
 import re
-import shutil
 import sys
 import tarfile
 from collections import Counter
 from pathlib import Path
 
 import pandas as pd
-import soundfile as sf
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -127,20 +125,6 @@ def collect(root: Path) -> tuple[list[dict], Counter]:
     return rows, dropped
 
 
-def write_wav(src: Path, dst: Path) -> bool:
-    """Copy a 16 kHz mono wav, convert anything else; False when `dst` already exists."""
-    if dst.is_file() and dst.stat().st_size > 0:
-        return False
-    info = audio_io.probe(src)
-    tmp = dst.with_suffix(".tmp.wav")
-    if info.samplerate == audio_io.SAMPLE_RATE and info.channels == 1:
-        shutil.copyfile(src, tmp)
-    else:
-        sf.write(tmp, audio_io.load(src), audio_io.SAMPLE_RATE, subtype="PCM_16")
-    tmp.replace(dst)
-    return True
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -168,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     out_wav.mkdir(parents=True, exist_ok=True)
     written = 0
     for row in tqdm(rows, desc="wavs"):
-        written += write_wav(row.pop("_wav"), out_wav / f"{row['FileName']}.wav")
+        written += audio_io.write_16k_mono(row.pop("_wav"), out_wav / f"{row['FileName']}.wav")
     df = pd.DataFrame(rows, columns=list(REQUIRED_COLUMNS))
     if out_csv.is_file():  # --overwrite: keep paraphrases already made
         old = pd.read_csv(out_csv, dtype=str, keep_default_na=False)

@@ -124,3 +124,35 @@ def make_release_tree(root: Path, crlf: bool = True) -> Path:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(eol.join(lines + [""]).encode())
     return rel
+
+
+MSP_CLASSES = ["A", "H", "N", "S"]
+
+
+def make_msp_release(root: Path, per_split: int = 8) -> Path:
+    """A miniature MSP-Podcast release (Audios/, Labels/labels_consensus.csv, Transcripts/)
+    with utterances to drop: other classes, another partition, a missing transcript."""
+    (root / "Audios").mkdir(parents=True, exist_ok=True)
+    (root / "Transcripts").mkdir(exist_ok=True)
+    labels, k = [], 0
+    for split in ("Train", "Development", "Test1"):
+        for i in range(per_split):
+            labels.append((f"MSP-PODCAST_{k // 4:04d}_{k % 4:04d}.wav", MSP_CLASSES[i % 4], split))
+            k += 1
+    labels += [("MSP-PODCAST_0900_0001.wav", "U", "Train"), ("MSP-PODCAST_0900_0002.wav", "X", "Train"),
+               ("MSP-PODCAST_0900_0003.wav", "N", "Test2"), ("MSP-PODCAST_0900_0004.wav", "S", "Train")]  # fmt: skip
+    rows = []
+    for j, (name, emo, split) in enumerate(labels):
+        stereo = j == 1
+        write_wav(root / "Audios" / name, 0.6 + 0.05 * (j % 7), 44100 if stereo else 16000,
+                  2 if stereo else 1, freq=150.0 + 40 * MSP_CLASSES.index(emo) if emo in MSP_CLASSES else 500.0)  # fmt: skip
+        if name != "MSP-PODCAST_0900_0004.wav":  # this one has no transcript
+            (root / "Transcripts" / name.replace(".wav", ".txt")).write_text(
+                f"well this is podcast number {j}\n"
+            )
+        rows.append({"FileName": name, "EmoClass": emo, "EmoAct": 3.0, "EmoVal": 4.0,
+                     "EmoDom": 3.5, "SpkrID": str(100 + j % 5), "Gender": "Female",
+                     "Split_Set": split})  # fmt: skip
+    (root / "Labels").mkdir(exist_ok=True)
+    pd.DataFrame(rows).to_csv(root / "Labels" / "labels_consensus.csv", index=False)
+    return root

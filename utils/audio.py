@@ -5,6 +5,7 @@ Everything works on 1-D float32 numpy arrays at 16 kHz (`SAMPLE_RATE`), units ar
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,6 +65,22 @@ def load(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     except (sf.LibsndfileError, RuntimeError) as exc:
         raise DataError(f"audio {path}: could not decode ({exc})") from None
     return to_16k_mono(wave, rate, sample_rate, source=f"audio {path}")
+
+
+def write_16k_mono(src: str | Path, dst: str | Path) -> bool:
+    """Copy a 16 kHz mono wav to `dst`, convert anything else (PCM 16); False when `dst`
+    already exists (data preparation is idempotent). Written atomically."""
+    src, dst = Path(src), Path(dst)
+    if dst.is_file() and dst.stat().st_size > 0:
+        return False
+    info = probe(src)
+    tmp = dst.with_suffix(".tmp.wav")
+    if info.samplerate == SAMPLE_RATE and info.channels == 1:
+        shutil.copyfile(src, tmp)
+    else:
+        sf.write(tmp, load(src), SAMPLE_RATE, subtype="PCM_16")
+    tmp.replace(dst)
+    return True
 
 
 def to_16k_mono(
