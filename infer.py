@@ -33,12 +33,13 @@ import numpy as np
 
 from inference.predictor import Prediction, Predictor, Request
 from models.checkpoint import CheckpointError, is_native_checkpoint
+from utils.corpus import CORPORA
 from utils.data import MMERDataset, build_loader
 from utils.errors import MMERError
 from utils.evaluation import Predictions
 from utils.experiment import Experiment, load_experiment
 from utils.io import write_json_atomic, write_text_atomic
-from utils.manifest import DataError, format_skipped, read_manifest, select_sessions
+from utils.manifest import DataError, format_skipped, read_manifest, select_groups
 from utils.precision import PRECISIONS
 from utils.reporting import write_predictions_csv
 
@@ -66,9 +67,16 @@ def load_predictor(args: argparse.Namespace, checkpoint: str) -> Predictor:
 # -- evaluate ------------------------------------------------------------------------------
 def evaluate(args: argparse.Namespace) -> int:
     predictor = load_predictor(args, args.checkpoint_path)
-    rows = select_sessions(
-        read_manifest(args.csv_path, on_bad_input=args.on_bad_input), [args.session]
-    )
+    corpus = CORPORA[args.corpus]
+    group = args.session
+    if corpus.protocol == "leave_one_group_out":
+        if not args.session.isdigit():
+            raise DataError(
+                f"--session {args.session!r}: expected a session number ({corpus.name})"
+            )
+        group = int(args.session)
+    manifest = read_manifest(args.csv_path, on_bad_input=args.on_bad_input, corpus=corpus)
+    rows = select_groups(manifest, [group])
     if args.transcripts == "asr":
         preds, skipped = evaluate_with_asr(predictor, rows, args)
     else:
@@ -83,7 +91,8 @@ def evaluate(args: argparse.Namespace) -> int:
         loader = build_loader(dataset, args.batch_size, pad_quantum=predictor.info.pad_quantum)
         preds, skipped = predictor.evaluate(loader), dataset.skipped
     report = {
-        "session": args.session,
+        "corpus": args.corpus,
+        "session": group,
         "checkpoint": str(args.checkpoint_path),
         "precision": getattr(predictor.backend, "precision", "fp32 (onnxruntime)"),
         "transcripts": args.transcripts,
@@ -125,7 +134,7 @@ def evaluate_with_asr(predictor: Predictor, rows, args) -> tuple[Predictions, li
 
 def format_report(r: dict, names: list[str]) -> str:
     lines = [
-        f"Session {r['session']}: {r['n']} utterances ({r['precision']}, "
+        f"{r['corpus']} {r['session']}: {r['n']} utterances ({r['precision']}, "
         f"{r['transcripts']} transcripts)",
         f"  WA (accuracy)          {100 * r['wa']:.2f}",
         f"  UA (mean class recall) {100 * r['ua']:.2f}",
@@ -224,7 +233,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", required=True)
     e = sub.add_parser("evaluate", help="metrics and predictions on one session of a manifest")
-    e.add_argument("--session", type=int, required=True, choices=range(1, 6))
+    e.add_argument(
+        "--session",
+        required=True,
+        help="the held-out group: an IEMOCAP session 1-5, or a partition (test, dev)",
+    )
+    e.add_argument("--corpus", choices=sorted(CORPORA), default="iemocap")  # fmt: skip
     e.add_argument("--config", "--config_path", dest="config",
                    help="experiment YAML (needed for the authors' .pt)")  # fmt: skip
     e.add_argument("--csv_path", required=True)

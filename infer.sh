@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Evaluate a checkpoint on one IEMOCAP session (the published system's interface, unchanged):
+# Evaluate a checkpoint on one IEMOCAP session (the published system's interface, unchanged;
+# with --corpus msp_podcast, SESSION is a partition: test or dev):
 #   bash infer.sh SESSION CONFIG CSV AUDIO_DIR ROBERTA_DIR CHECKPOINT [options]
 # CHECKPOINT: a run's fold<k>/best directory, or one of the authors' released .pt files
 # (their checkpoint 1 was trained on sessions 2-5: evaluate session 1).
@@ -10,7 +11,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 if [ "$#" -lt 6 ]; then
-  sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 fi
 session=$1 config=$2 csv_path=$3 data_path_audio=$4 data_path_roberta=$5 checkpoint_path=$6

@@ -1,4 +1,5 @@
-"""Train and evaluate MMER leave-one-session-out on IEMOCAP (or any corpus in its layout).
+"""Train and evaluate MMER: leave-one-session-out on IEMOCAP, or on another corpus by its own
+protocol (`--corpus msp_podcast`: the release's Train / Development / Test1 partition).
 
     python train.py --config configs/mmer.yaml --save_path exp/mmer \
         --csv_path data/iemocap.csv --data_path_audio data/iemocap \
@@ -22,6 +23,7 @@ from typing import Any
 import yaml
 
 from models.config import ConfigError
+from utils.corpus import CORPORA
 from utils.distributed import init_distributed, shutdown
 from utils.errors import MMERError
 from utils.experiment import SELECTIONS, load_experiment
@@ -43,6 +45,7 @@ FLAG_TARGETS = {
     "device": ("train", "device"),
     "num_workers": ("train", "num_workers"),
     "save_every_steps": ("train", "save_every_steps"),
+    "corpus": ("data", "corpus"),
     "csv_path": ("data", "csv_path"),
     "data_path_audio": ("data", "audio_dir"),
     "data_path_roberta": ("data", "text_dir"),
@@ -81,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num_workers", type=int)
     p.add_argument("--save_every_steps", type=int, help="also save resumable state every N steps")
     p.add_argument("--on_bad_input", choices=("error", "skip"))
+    p.add_argument("--corpus", choices=sorted(CORPORA), help="corpus and its protocol")
     p.add_argument("--csv_path")
     p.add_argument("--data_path_audio")
     p.add_argument("--data_path_roberta")
@@ -126,15 +130,21 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
 
 
 def start_over(save_path: Path) -> None:
-    """--no-resume: remove what a previous run wrote (and nothing else)."""
+    """--no-resume: remove what a previous run wrote (and nothing else): the run files and
+    every fold directory (one with a result.json or resumable state)."""
     for name in ("config.yaml", "results.json", "results.md", "confusion_pooled.png", "tb"):
         target = save_path / name
         if target.is_dir():
             shutil.rmtree(target)
         elif target.exists():
             target.unlink()
-    for fold in save_path.glob("fold[1-5]"):
-        shutil.rmtree(fold)
+    for fold in save_path.glob("*/"):
+        if (
+            (fold / "result.json").exists()
+            or (fold / "state.pt").exists()
+            or (fold / "best").is_dir()
+        ):
+            shutil.rmtree(fold)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,13 +2,13 @@ import pandas as pd
 import pytest
 
 from tests.fixtures import rows, write_csv
+from utils.corpus import IEMOCAP, MSP_PODCAST
 from utils.manifest import (
     LABELS,
     DataError,
     label_id,
-    loso_split,
     read_manifest,
-    select_sessions,
+    select_groups,
     session_of,
 )
 
@@ -54,10 +54,26 @@ def test_duplicate_filename(tmp_path):
 
 def test_empty_session_and_loso(tmp_path):
     df = read_manifest(write_csv(tmp_path / "m.csv", rows(2, (1, 2))))
-    train, test = loso_split(df, 2)
+    train, release_selection, test = IEMOCAP.split(df, 2)
     assert set(train["session"]) == {1} and set(test["session"]) == {2}
-    with pytest.raises(DataError, match=r"session\(s\) \[4\] have no rows"):
-        select_sessions(df, [4])
+    assert release_selection is None  # selection data come from the training sessions
+    with pytest.raises(DataError, match=r"group\(s\) \[4\] have no rows"):
+        select_groups(df, [4])
+
+
+def test_a_partition_corpus_reads_its_split_column_and_letters(tmp_path):
+    data = [dict(r, Label=letter) for r, letter in zip(rows(4, (1, 2)), "AHNSAHNS", strict=True)]
+    for r, split in zip(data, ["train"] * 4 + ["Dev", "dev", "test", "test"], strict=True):
+        r["Split"] = split
+    path = tmp_path / "msp.csv"
+    pd.DataFrame(data).to_csv(path, index=False)
+    df = read_manifest(path, corpus=MSP_PODCAST)
+    assert df["label"].tolist() == [1, 0, 2, 3] * 2  # A ang, H hap, N neu, S sad
+    train, dev, test = MSP_PODCAST.split(df, "test")
+    assert (len(train), len(dev), len(test)) == (4, 2, 2)
+    pd.DataFrame(data).drop(columns=["Split"]).to_csv(path, index=False)
+    with pytest.raises(DataError, match="missing column.*'Split'.*msp_podcast"):
+        read_manifest(path, corpus=MSP_PODCAST)
 
 
 def test_empty_and_non_ascii_transcripts_and_bad_name(tmp_path):

@@ -18,7 +18,7 @@ import functools
 import math
 import os
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -72,19 +72,31 @@ def load_embedding(
     return np.ascontiguousarray(arr, dtype=np.float32)
 
 
-def index_augmented_audio(aug_dir: str | Path | None) -> dict[str, list[Path]]:
-    """Map FileName -> sorted augmented wavs `<anything>_<FileName>.wav` (name from the last `Ses`)."""
+def index_augmented_audio(
+    aug_dir: str | Path | None, names: Iterable[str] | None = None
+) -> dict[str, list[Path]]:
+    """Map FileName -> sorted augmented wavs `<anything>_<FileName>.wav`.
+
+    With `names` (the manifest's), the FileName is the longest `_`-separated suffix that is
+    one of them (any corpus); without, the part from the last `Ses` (the authors' IEMOCAP
+    names, e.g. `Ses01F_impro01_F_Ses02M_script01_1_M012.wav` -> `Ses02M_script01_1_M012`).
+    """
     index: dict[str, list[Path]] = defaultdict(list)
     if aug_dir is None or not Path(aug_dir).is_dir():
         return {}
+    known = set(names) if names is not None else None
     for entry in os.scandir(aug_dir):
         if not entry.name.lower().endswith(".wav"):
             continue
         stem = entry.name[:-4]
-        cut = stem.rfind("Ses")
-        if cut < 0:
-            continue
-        index[stem[cut:]].append(Path(entry.path))
+        if known is None:
+            cut = stem.rfind("Ses")
+            original = stem[cut:] if cut >= 0 else None
+        else:
+            cuts = [i + 1 for i, ch in enumerate(stem) if ch == "_"]
+            original = next((stem[c:] for c in cuts if stem[c:] in known), None)
+        if original:
+            index[original].append(Path(entry.path))
     return {k: sorted(v) for k, v in index.items()}
 
 
@@ -166,7 +178,9 @@ class MMERDataset(Dataset):
         if self.skipped:
             log(format_skipped(self.skipped))
 
-        self.aug_audio = index_augmented_audio(aug_audio_dir) if training and augment else {}
+        self.aug_audio = (
+            index_augmented_audio(aug_audio_dir, self.names) if training and augment else {}
+        )
         if training and augment:
             if not self.aug_audio:
                 log(

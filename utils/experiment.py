@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from models.config import ConfigError, MMERConfig, check_fields
+from utils.corpus import CORPORA, Corpus
 
 SELECTIONS = ("val", "heldout", "last")
 LR_SCHEDULES = ("constant", "cosine", "linear")
@@ -31,10 +32,12 @@ _HASH_OPTIONAL_TRAIN = {
 # Runs made before `audio_padding` existed were trained with the published padding: that
 # value hashes as the key's absence, so those runs resume only when asked for it by name.
 _HASH_OPTIONAL_MODEL = {"audio_padding": "published"}
+_HASH_OPTIONAL_DATA = {"corpus": "iemocap"}
 
 
 @dataclass
 class DataConfig:
+    corpus: str = "iemocap"  # utils.corpus.CORPORA: classes, labels, groups, protocol
     csv_path: str = "data/iemocap.csv"
     audio_dir: str = "data/iemocap"
     text_dir: str = "data/roberta"
@@ -101,9 +104,8 @@ class TrainConfig:
             )
         if not 0.0 <= self.min_lr_ratio <= 1.0:
             raise ConfigError(f"train.min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
-        bad = [s for s in self.sessions if s not in (1, 2, 3, 4, 5)]
-        if bad or not self.sessions:
-            raise ConfigError(f"train.sessions must be IEMOCAP sessions 1-5, got {self.sessions}")
+        if not self.sessions:
+            raise ConfigError("train.sessions must name at least one test session")
 
 
 @dataclass
@@ -111,6 +113,31 @@ class Experiment:
     model: MMERConfig = field(default_factory=MMERConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        if self.data.corpus not in CORPORA:
+            raise ConfigError(
+                f"data.corpus must be one of {sorted(CORPORA)}, got {self.data.corpus!r}"
+            )
+        groups = self.corpus.groups
+        if self.corpus.protocol == "leave_one_group_out":
+            bad = [s for s in self.train.sessions if s not in groups]
+            if bad:
+                raise ConfigError(
+                    f"train.sessions must be {self.corpus.name} groups {list(groups)}, got "
+                    f"{self.train.sessions}"
+                )
+
+    @property
+    def corpus(self) -> Corpus:
+        return CORPORA[self.data.corpus]
+
+    @property
+    def folds(self) -> tuple:
+        """What a run trains and tests: the chosen sessions, or the corpus' one partition."""
+        if self.corpus.protocol == "partition":
+            return self.corpus.folds
+        return tuple(self.train.sessions)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -125,7 +152,11 @@ class Experiment:
             d["data"].pop(k)
         for k in ("device", "num_workers", "save_every_steps", "sessions"):
             d["train"].pop(k)
-        for section, optional in (("model", _HASH_OPTIONAL_MODEL), ("train", _HASH_OPTIONAL_TRAIN)):
+        for section, optional in (
+            ("model", _HASH_OPTIONAL_MODEL),
+            ("data", _HASH_OPTIONAL_DATA),
+            ("train", _HASH_OPTIONAL_TRAIN),
+        ):
             for k, default in optional.items():
                 if d[section][k] == default:
                     d[section].pop(k)

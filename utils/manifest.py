@@ -1,26 +1,26 @@
 """The utterance manifest: the authors' CSV (`FileName, Sentences, Label, text, AugmentedText`).
 
-One row per utterance. `Label` holds the IEMOCAP code (`hap`, `exc`, `ang`, `neu`, `sad`);
-`exc` is merged into class 0 (happy) as in the paper. The session of a row is the digit after
-`Ses0` in `FileName` (`Ses03M_impro02_F011` -> 3).
+One row per utterance; extra columns are ignored unless the corpus needs them (MSP-Podcast:
+`Split`). `Label` holds the corpus' code (IEMOCAP `hap`, `exc`, `ang`, `neu`, `sad`, with `exc`
+merged into class 0 as in the paper). Each row gets a `group` from its corpus
+(`utils.corpus`): the IEMOCAP session (the digit after `Ses0` in `FileName`,
+`Ses03M_impro02_F011` -> 3) or the MSP-Podcast partition.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import pandas as pd
 
+from utils.corpus import IEMOCAP, Corpus
 from utils.errors import MMERError
 
-LABELS: tuple[str, ...] = ("hap", "ang", "neu", "sad")  # class index -> name
-LABEL_TO_ID: dict[str, int] = {"hap": 0, "exc": 0, "ang": 1, "neu": 2, "sad": 3}
+LABELS: tuple[str, ...] = IEMOCAP.class_names  # class index -> name
+LABEL_TO_ID: dict[str, int] = IEMOCAP.label_map
 REQUIRED_COLUMNS: tuple[str, ...] = ("FileName", "Sentences", "Label", "text", "AugmentedText")
 ON_BAD_INPUT = ("error", "skip")
-
-_SESSION = re.compile(r"Ses0(\d)")
 
 
 class DataError(MMERError, ValueError):
@@ -34,20 +34,24 @@ def check_policy(on_bad_input: str) -> None:
 
 def session_of(file_name: str) -> int:
     """Session number (1-5 on IEMOCAP) of an utterance name: the digit after `Ses0`."""
-    match = _SESSION.search(str(file_name))
-    if match is None:
-        raise DataError(
-            f"FileName {file_name!r}: expected an IEMOCAP-style name containing 'Ses0<N>'"
-        )
-    return int(match.group(1))
+    return group_of({"FileName": file_name}, IEMOCAP)
 
 
-def label_id(code: str) -> int:
-    """Class index of an IEMOCAP label code (hap/exc -> 0, ang -> 1, neu -> 2, sad -> 3)."""
+def group_of(row, corpus: Corpus) -> int | str:
+    try:
+        return corpus.group_of(row)
+    except ValueError as err:
+        raise DataError(str(err)) from None
+
+
+def label_id(code: str, corpus: Corpus = IEMOCAP) -> int:
+    """Class index of a label code (IEMOCAP: hap/exc -> 0, ang -> 1, neu -> 2, sad -> 3)."""
     key = str(code).strip().lower()
-    if key not in LABEL_TO_ID:
-        raise DataError(f"unknown label {code!r}: expected one of {sorted(LABEL_TO_ID)}")
-    return LABEL_TO_ID[key]
+    if key not in corpus.label_map:
+        raise DataError(
+            f"unknown label {code!r}: expected one of {sorted(corpus.label_map)} ({corpus.name})"
+        )
+    return corpus.label_map[key]
 
 
 def read_manifest(
@@ -55,12 +59,13 @@ def read_manifest(
     *,
     on_bad_input: str = "error",
     skipped: list[tuple[str, str]] | None = None,
+    corpus: Corpus = IEMOCAP,
 ) -> pd.DataFrame:
     """Read and validate the CSV.
 
-    Returns a DataFrame with the five contract columns (strings, empty cells as "") plus
-    `label` (int class id) and `session` (int). Extra columns (the authors' unnamed index)
-    are dropped. Under `on_bad_input="skip"` bad rows (unknown label, no session in the name,
+    Returns a DataFrame with the five contract columns (strings, empty cells as ""), the
+    corpus' extra columns, `label` (int class id) and `group` (`corpus.group_of`; IEMOCAP also
+    keeps it as `session`). Other columns (the authors' unnamed index) are dropped. Under `on_bad_input="skip"` bad rows (unknown label, no session in the name,
     duplicate FileName after the first) are removed and appended to `skipped` as
     `(FileName, reason)`; under "error" the first kind of problem raises `DataError`.
     """
@@ -72,25 +77,30 @@ def read_manifest(
         df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
     except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise DataError(f"manifest {path}: not a readable UTF-8 CSV ({exc})") from None
-    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
+    columns = [*REQUIRED_COLUMNS, *corpus.extra_columns]
+    missing = [c for c in columns if c not in df.columns]
     if missing:
         raise DataError(
-            f"manifest {path}: missing column(s) {missing}; expected {list(REQUIRED_COLUMNS)} "
-            f"(found {list(df.columns)})"
+            f"manifest {path}: missing column(s) {missing}; expected {columns} for "
+            f"{corpus.name} (found {list(df.columns)})"
         )
-    df = df[list(REQUIRED_COLUMNS)].copy()
+    df = df[columns].copy()
     df["FileName"] = df["FileName"].str.strip()
     bad: list[tuple[int, str, str]] = []  # (row position, FileName, reason)
-    labels, sessions = [], []
-    for pos, (name, code) in enumerate(zip(df["FileName"], df["Label"], strict=True)):
+    labels, groups = [], []
+    for pos, row in enumerate(df.to_dict("records")):
         try:
-            session, label = session_of(name), label_id(code)
+            group, label = group_of(row, corpus), label_id(row["Label"], corpus)
         except DataError as exc:
-            bad.append((pos, name, str(exc)))
-            session, label = -1, -1
-        sessions.append(session)
+            bad.append((pos, row["FileName"], str(exc)))
+            group, label = -1, -1
+        groups.append(group)
         labels.append(label)
-    df["label"], df["session"] = labels, sessions
+    df["label"], df["group"] = labels, groups
+    if corpus.protocol == "partition":
+        unknown = sorted({g for g in groups if g not in ("train", "dev", "test", -1)})
+        if unknown:
+            raise DataError(f"manifest {path}: Split values {unknown}; expected train/dev/test")
     seen: set[str] = set()
     for pos, name in enumerate(df["FileName"]):
         if name in seen:
@@ -107,28 +117,19 @@ def read_manifest(
         df = df.drop(df.index[drop])
     if df.empty:
         raise DataError(f"manifest {path}: no usable rows")
+    if corpus is IEMOCAP:
+        df["session"] = df["group"]
     return df.reset_index(drop=True)
 
 
-def select_sessions(df: pd.DataFrame, sessions: Iterable[int]) -> pd.DataFrame:
-    """Rows of the given sessions; a requested session with no rows is an error."""
-    sessions = list(sessions)
-    empty = [s for s in sessions if not (df["session"] == s).any()]
+def select_groups(df: pd.DataFrame, groups: Iterable) -> pd.DataFrame:
+    """Rows of the given groups (sessions, partitions); one with no rows is an error."""
+    groups = list(groups)
+    empty = [g for g in groups if not (df["group"] == g).any()]
     if empty:
-        present = sorted(df["session"].unique().tolist())
-        raise DataError(
-            f"session(s) {empty} have no rows in the manifest (sessions present: {present})"
-        )
-    return df[df["session"].isin(sessions)].reset_index(drop=True)
-
-
-def loso_split(df: pd.DataFrame, test_session: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Leave-one-session-out: (train rows = every other session, test rows = `test_session`)."""
-    test = select_sessions(df, [test_session])
-    train = df[df["session"] != test_session].reset_index(drop=True)
-    if train.empty:
-        raise DataError(f"leaving out session {test_session} leaves no training rows")
-    return train, test
+        present = sorted(df["group"].unique().tolist(), key=str)
+        raise DataError(f"group(s) {empty} have no rows in the manifest (present: {present})")
+    return df[df["group"].isin(groups)].reset_index(drop=True)
 
 
 def format_skipped(skipped: Sequence[tuple[str, str]], limit: int = 10) -> str:

@@ -44,7 +44,7 @@ from utils.errors import MMERError
 from utils.evaluation import Predictions, predict
 from utils.experiment import Experiment, TrainConfig
 from utils.io import atomic_path, remove_stale_temporaries, write_json_atomic, write_text_atomic
-from utils.manifest import DataError, format_skipped, loso_split, read_manifest
+from utils.manifest import DataError, format_skipped, read_manifest
 from utils.metrics import compute_metrics, summarize_folds
 from utils.precision import autocast, resolve_precision
 from utils.reporting import plot_confusion, write_predictions_csv, write_results_md
@@ -88,7 +88,8 @@ def run_loso(
     ctx: DistContext | None = None,
     device: torch.device | None = None,
 ) -> dict:
-    """Train and test every fold in `exp.train.sessions`; write and return results.json's content."""
+    """Train and test every fold of `exp.folds` (the chosen IEMOCAP sessions, or a corpus'
+    test partition); write and return results.json's content."""
     ctx = ctx or DistContext()
     device = device or torch.device("cpu")
     save_path = Path(save_path)
@@ -96,18 +97,20 @@ def run_loso(
     if ctx.is_main:
         remove_stale_temporaries(save_path)  # an earlier run killed mid-write
     skipped: list[tuple[str, str]] = []
-    manifest = read_manifest(exp.data.csv_path, on_bad_input=exp.data.on_bad_input, skipped=skipped)
+    manifest = read_manifest(
+        exp.data.csv_path, on_bad_input=exp.data.on_bad_input, skipped=skipped, corpus=exp.corpus
+    )
     _write_effective_config(exp, save_path, ctx, data_hash(manifest))
     folds = {}
-    for session in exp.train.sessions:
-        fold_dir = save_path / f"fold{session}"
+    for fold in exp.folds:
+        fold_dir = save_path / exp.corpus.fold_dir_name(fold)
         done = fold_dir / "result.json"
         if done.exists():
-            _log(ctx, f"fold {session}: already done ({done}), reading it back")
-            folds[session] = json.loads(done.read_text())
+            _log(ctx, f"fold {fold}: already done ({done}), reading it back")
+            folds[fold] = json.loads(done.read_text())
             continue
-        folds[session] = FoldTrainer(
-            exp, manifest, session, fold_dir, ctx, device, save_path / "tb"
+        folds[fold] = FoldTrainer(
+            exp, manifest, fold, fold_dir, ctx, device, save_path / "tb"
         ).run()
     results = _summarize(exp, folds, save_path, skipped, ctx.is_main)
     if ctx.is_main:
@@ -147,21 +150,21 @@ class FoldTrainer:
         self,
         exp: Experiment,
         manifest: pd.DataFrame,
-        session: int,
+        fold: int | str,
         fold_dir: Path,
         ctx: DistContext,
         device: torch.device,
         tb_dir: Path,
     ):
-        self.exp, self.session, self.dir, self.ctx, self.device = (
+        self.exp, self.fold, self.dir, self.ctx, self.device = (
             exp,
-            session,
+            fold,
             fold_dir,
             ctx,
             device,
         )
         self.precision = resolve_precision(exp.train.precision, device)
-        self.tb_dir = tb_dir / f"fold{session}"
+        self.tb_dir = tb_dir / fold_dir.name
         t, d = exp.train, exp.data
         text_encoder = read_text_encoder_info(d.text_dir) if exp.model.uses_text else None
         # what `fold<k>/best` tells a Predictor about the inputs the model expects
@@ -171,10 +174,16 @@ class FoldTrainer:
             text_encoder=text_encoder.to_dict() if text_encoder else None,
             experiment=exp.to_dict(),
         )
-        train_rows, test_rows = loso_split(manifest, session)
+        train_rows, release_select, test_rows = exp.corpus.split(manifest, fold)
+        for what, rows in (("training", train_rows), ("test", test_rows)):
+            if rows.empty:
+                raise DataError(f"fold {fold} of {exp.corpus.name}: no {what} rows in the manifest")
         select_rows = None
-        if t.selection == "val":
-            train_rows, select_rows = validation_split(train_rows, t.val_fraction, t.seed)
+        if t.selection == "val":  # the release's development set, or a split of training data
+            if release_select is not None and not release_select.empty:
+                select_rows = release_select
+            else:
+                train_rows, select_rows = validation_split(train_rows, t.val_fraction, t.seed)
         elif t.selection == "heldout":
             select_rows = test_rows
 
@@ -184,7 +193,7 @@ class FoldTrainer:
             seed=t.seed,
             on_bad_input=d.on_bad_input,
             cache_audio=d.cache_audio,
-            log=lambda msg: _log(ctx, f"fold {session}: {msg}"),
+            log=lambda msg: _log(ctx, f"fold {fold}: {msg}"),
         )
         self.train_set = MMERDataset(
             train_rows, d.audio_dir, d.text_dir, training=True, augment=exp.model.use_acl,
@@ -283,9 +292,9 @@ class FoldTrainer:
         t = self.exp.train
         self.dir.mkdir(parents=True, exist_ok=True)
         if self.load_state():
-            _log(self.ctx, f"fold {self.session}: resuming at epoch {self.state.epoch + 1}, "
+            _log(self.ctx, f"fold {self.fold}: resuming at epoch {self.state.epoch + 1}, "
                  f"batch {self.state.batches_done}")  # fmt: skip
-        _log(self.ctx, f"fold {self.session}: train {len(self.train_set)}, "
+        _log(self.ctx, f"fold {self.fold}: train {len(self.train_set)}, "
              f"{t.selection} selection, test {len(self.test_set)} utterances; "
              f"device {self.device}, precision {self.precision}")  # fmt: skip
         writer = _tensorboard(self.tb_dir) if self.ctx.is_main else None
@@ -336,7 +345,7 @@ class FoldTrainer:
         self.ddp.train()
         window_bad = False
         bar = tqdm(
-            total=n_batches, initial=s.batches_done, desc=f"fold {self.session} epoch {s.epoch + 1}/{t.epochs}",
+            total=n_batches, initial=s.batches_done, desc=f"fold {self.fold} epoch {s.epoch + 1}/{t.epochs}",
             disable=not self.ctx.is_main, dynamic_ncols=True, leave=False,
         )  # fmt: skip
         total_steps = t.epochs * math.ceil(n_batches / t.accum_iter)
@@ -356,7 +365,7 @@ class FoldTrainer:
             if bad:
                 window_bad = True
                 s.bad_steps += 1
-                _log(self.ctx, f"fold {self.session}: non-finite loss at epoch {s.epoch + 1} batch {i + 1} "
+                _log(self.ctx, f"fold {self.fold}: non-finite loss at epoch {s.epoch + 1} batch {i + 1} "
                      f"({s.bad_steps} so far); its accumulation window is skipped")  # fmt: skip
                 if s.bad_steps > t.max_bad_steps:
                     raise TrainingError(
@@ -405,7 +414,8 @@ class FoldTrainer:
         preds = self.evaluate("test")
         metrics = preds.metrics()
         result = {
-            "session": self.session,
+            "fold": self.fold,
+            **({"session": self.fold} if self.exp.corpus.protocol == "leave_one_group_out" else {}),
             "test": metrics,
             "best_epoch": self.state.best_epoch,
             "selection": self.exp.train.selection,
@@ -416,9 +426,9 @@ class FoldTrainer:
         if self.ctx.is_main:
             write_predictions_csv(preds, self.dir / "predictions.csv")
             plot_confusion(metrics["confusion"], self.dir / "confusion.png",
-                           f"Session {self.session} (UA {100 * metrics['ua']:.1f})")  # fmt: skip
+                           f"{self.exp.corpus.name} {self.dir.name} (UA {100 * metrics['ua']:.1f})")  # fmt: skip
             write_json_atomic(self.dir / "result.json", result)
-            _log(self.ctx, f"fold {self.session}: test WA {metrics['wa']:.4f} UA {metrics['ua']:.4f} "
+            _log(self.ctx, f"fold {self.fold}: test WA {metrics['wa']:.4f} UA {metrics['ua']:.4f} "
                  f"F1 {metrics['macro_f1']:.4f} (epoch {self.state.best_epoch})")  # fmt: skip
         barrier(self.ctx)
         return result
@@ -611,22 +621,21 @@ def merge_runs(run_dirs: list[Path], save_path: Path) -> dict:
         raise TrainingError(
             f"runs have different configurations ({sorted(hashes)}); refusing to merge"
         )
-    folds: dict[int, dict] = {}
+    folds: dict = {}
     for d in run_dirs:
-        for result in sorted(d.glob("fold[1-5]/result.json")):
+        for result in sorted(d.glob("*/result.json")):
             fold = json.loads(result.read_text())
-            if fold["session"] in folds:
-                raise TrainingError(
-                    f"fold {fold['session']} appears in more than one run ({result})"
-                )
-            folds[fold["session"]] = fold
+            key = fold.get("fold", fold.get("session"))
+            if key in folds:
+                raise TrainingError(f"fold {key} appears in more than one run ({result})")
+            folds[key] = fold
     if not folds:
         raise TrainingError(
             f"no finished folds (fold*/result.json) under {[str(d) for d in run_dirs]}"
         )
     exp = next(iter(exps.values()))
     save_path.mkdir(parents=True, exist_ok=True)
-    results = _summarize(exp, dict(sorted(folds.items())), save_path, [])
+    results = _summarize(exp, dict(sorted(folds.items(), key=lambda kv: str(kv[0]))), save_path, [])
     results["merged_from"] = [str(d) for d in run_dirs]
     write_json_atomic(save_path / "results.json", results)
     print(write_results_md(results, save_path / "results.md"))
