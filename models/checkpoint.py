@@ -230,7 +230,14 @@ def to_authors_state_dict(model: MMERModel) -> dict[str, torch.Tensor]:
             "only the paper architecture (both modalities, text_dim == hidden_size) exists "
             "in the authors' layout"
         )
-    out = {_to_theirs(k): v.detach().cpu() for k, v in model.state_dict().items()}
+    state = model.state_dict()
+    extra = sorted({k.partition(".")[0] for k in state} - set(AUTHORS_MODULES))
+    if extra:  # e.g. the head of an auxiliary loss added since: their model has no place for it
+        raise CheckpointError(
+            f"the authors' layout has no place for module(s) {extra}: export a model "
+            "without them, or keep this project's format (save_model)"
+        )
+    out = {_to_theirs(k): v.detach().cpu() for k, v in state.items()}
     out["model_mmi.weights"] = torch.zeros(model.audio_encoder.config.num_hidden_layers + 1)
     return out
 

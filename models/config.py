@@ -63,12 +63,16 @@ class MMERConfig:
     ctc_vocab_size: int = 32
     modalities: str = "both"  # "both", "audio" (audio-only ablation) or "text"
 
-    # Objective: CE + lambda_aux * (CTC + SCL + ACL), each auxiliary switchable.
+    # Objective: CE + lambda_aux * sum(weight * loss) over models/objectives.py's auxiliary
+    # losses; the paper's three (CTC + SCL + ACL, weight 1 each) have their own switches.
     lambda_aux: float = 0.1
     temperature: float = 0.07
     use_ctc: bool = True
     use_scl: bool = True  # supervised contrastive over the batch
     use_acl: bool = True  # contrastive against the augmented view
+    auxiliary_losses: dict[str, float] = field(
+        default_factory=lambda: {"ctc": 1.0, "scl": 1.0, "acl": 1.0}
+    )
 
     def __post_init__(self) -> None:
         if self.modalities not in MODALITIES:
@@ -81,6 +85,14 @@ class MMERConfig:
             raise ConfigError(
                 f"attention_implementation must be one of {ATTENTION_IMPLEMENTATIONS}, "
                 f"got {self.attention_implementation!r}"
+            )
+        from .objectives import AUXILIARY_LOSSES  # the registry imports this module
+
+        unknown = sorted(set(self.auxiliary_losses) - set(AUXILIARY_LOSSES))
+        if unknown:
+            raise ConfigError(
+                f"auxiliary_losses: unknown loss(es) {unknown}; registered: "
+                f"{sorted(AUXILIARY_LOSSES)} (models/objectives.py)"
             )
         if self.hidden_size % self.num_attention_heads:
             raise ConfigError(
@@ -95,10 +107,6 @@ class MMERConfig:
     @property
     def uses_text(self) -> bool:
         return self.modalities in ("both", "text")
-
-    @property
-    def ctc_enabled(self) -> bool:
-        return self.use_ctc and self.uses_audio
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], source: str = "config") -> MMERConfig:

@@ -24,7 +24,7 @@ from .attention import AttentionBlock
 from .audio_encoder import build_audio_encoder, encode_audio
 from .config import MMERConfig
 from .dropout import use_fast_dropout
-from .losses import augmentation_contrastive_loss, ctc_loss, supervised_contrastive_loss
+from .objectives import AUXILIARY_LOSSES, LossInputs, active_losses, frozen_heads
 
 POOL_FILL = -9999.9999  # the reference's fill value for padded positions before max pooling
 
@@ -39,24 +39,16 @@ class MMEROutput:
 
 @dataclass
 class Objectives:
-    """The training loss and its parts (parts are None when disabled or not computed)."""
+    """The training loss, its CE part and each active auxiliary loss (unweighted) by name."""
 
     loss: torch.Tensor
     ce: torch.Tensor
-    ctc: torch.Tensor | None
-    scl: torch.Tensor | None
-    acl: torch.Tensor | None
+    auxiliary: dict[str, torch.Tensor]
     output: MMEROutput
 
     def parts(self) -> dict[str, float]:
-        named = {
-            "loss": self.loss,
-            "ce": self.ce,
-            "ctc": self.ctc,
-            "scl": self.scl,
-            "acl": self.acl,
-        }
-        return {k: float(v.detach()) for k, v in named.items() if v is not None}
+        named = {"loss": self.loss, "ce": self.ce, **self.auxiliary}
+        return {k: float(v.detach()) for k, v in named.items()}
 
 
 def masked_max(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -106,12 +98,9 @@ class MMERModel(nn.Module):
         self.augmented_projection = projection_head(self.feature_dim, d)  # P', augmented view
         # Heads of disabled losses stay in the state dict (one checkpoint layout for every
         # ablation) but are frozen: nothing trains them, and DDP needs no unused-parameter search.
-        for head, used in (
-            (getattr(self, "ctc_head", None), config.ctc_enabled),
-            (self.projection, config.use_scl or config.use_acl),
-            (self.augmented_projection, config.use_acl),
-        ):
-            if head is not None and not used:
+        for name in frozen_heads(config):
+            head = getattr(self, name, None)
+            if head is not None:
                 head.requires_grad_(False)
         if config.fast_dropout:
             use_fast_dropout(self)  # every nn.Dropout, the audio encoder's included
@@ -172,21 +161,19 @@ class MMERModel(nn.Module):
 
     # -- objectives --------------------------------------------------------------------------
     def compute_objectives(self, batch: Batch) -> Objectives:
-        """CE + lambda * (CTC + SCL + ACL) for a training batch (the reference's loss)."""
-        cfg = self.config
-        out = self(batch.view)
+        """CE + lambda * sum(weight * auxiliary) for a training batch (the reference's loss
+        with its three auxiliaries; models/objectives.py)."""
+        active = active_losses(self.config)
+        needs_ctc = any(AUXILIARY_LOSSES[name].needs_ctc_logits for name in active)
+        out = self(batch.view, with_ctc=needs_ctc)
         ce = F.cross_entropy(out.logits.float(), batch.labels)
-        ctc = scl = acl = None
-        if cfg.ctc_enabled:
-            ctc = ctc_loss(out.ctc_logits, out.frame_lengths, batch.ctc_targets)
-        if cfg.use_scl or cfg.use_acl:
-            z = self.projection(out.features)
-            if cfg.use_scl:
-                scl = supervised_contrastive_loss(z, batch.labels, cfg.temperature)
-            if cfg.use_acl and batch.augmented is not None:
-                # The augmented pass feeds only ACL: skip its CTC head (and that dropout).
-                z_aug = self.augmented_projection(self(batch.augmented, with_ctc=False).features)
-                acl = augmentation_contrastive_loss(z, z_aug, cfg.temperature)
-        aux = [x for x in (ctc, scl, acl) if x is not None]
-        loss = ce + cfg.lambda_aux * torch.stack(aux).sum() if aux else ce
-        return Objectives(loss, ce, ctc, scl, acl, out)
+        inputs = LossInputs(self, batch, out)
+        auxiliary = {}
+        for name in active:
+            value = AUXILIARY_LOSSES[name].compute(inputs)
+            if value is not None:
+                auxiliary[name] = value
+        if not auxiliary:
+            return Objectives(ce, ce, auxiliary, out)
+        weighted = torch.stack([active[k] * v for k, v in auxiliary.items()]).sum()
+        return Objectives(ce + self.config.lambda_aux * weighted, ce, auxiliary, out)

@@ -64,7 +64,8 @@ def test_objectives_follow_the_switches(tiny_config, batch):
     torch.manual_seed(0)
     full = MMERModel(tiny_config).compute_objectives(batch)
     assert set(full.parts()) == {"loss", "ce", "ctc", "scl", "acl"}
-    expected = full.ce + 0.1 * (full.ctc + full.scl + full.acl)
+    aux = full.auxiliary
+    expected = full.ce + 0.1 * (aux["ctc"] + aux["scl"] + aux["acl"])
     torch.testing.assert_close(full.loss, expected)
 
     for switch, gone in (("use_ctc", "ctc"), ("use_scl", "scl"), ("use_acl", "acl")):
@@ -73,7 +74,7 @@ def test_objectives_follow_the_switches(tiny_config, batch):
         assert gone not in parts and "ce" in parts
 
     no_aug = MMERModel(tiny_config).compute_objectives(random_batch(augmented=False))
-    assert no_aug.acl is None  # the augmented pass needs an augmented view
+    assert "acl" not in no_aug.auxiliary  # the augmented pass needs an augmented view
 
 
 def test_audio_only_and_text_only_ablations(tiny_config):
@@ -89,7 +90,7 @@ def test_audio_only_and_text_only_ablations(tiny_config):
     text = MMERModel(dataclasses.replace(tiny_config, modalities="text"))
     assert not hasattr(text, "audio_encoder") and text.feature_dim == 32
     objectives = text.compute_objectives(batch)
-    assert objectives.ctc is None and objectives.output.ctc_logits is None
+    assert "ctc" not in objectives.auxiliary and objectives.output.ctc_logits is None
 
 
 def test_text_projection_only_when_widths_differ(tiny_config):
@@ -140,3 +141,26 @@ def test_config_rejects_unknown_keys_and_wrong_types():
     with pytest.raises(ConfigError, match="modalities"):
         MMERConfig.from_dict({"modalities": "video"})
     assert MMERConfig.from_dict({"lambda_aux": 1}).lambda_aux == 1.0
+
+
+def test_a_new_auxiliary_loss_is_one_function_and_one_config_entry(tiny_config, batch):
+    from models.objectives import AUXILIARY_LOSSES, auxiliary_loss
+
+    @auxiliary_loss("feature_norm", heads=("norm_head",))
+    def feature_norm(x):  # a toy regulariser on the pooled features
+        return x.output.features.pow(2).mean()
+
+    try:
+        cfg = dataclasses.replace(
+            tiny_config, auxiliary_losses={**tiny_config.auxiliary_losses, "feature_norm": 0.5}
+        )
+        torch.manual_seed(0)
+        objectives = MMERModel(cfg).compute_objectives(batch)
+        assert set(objectives.parts()) == {"loss", "ce", "ctc", "scl", "acl", "feature_norm"}
+        aux = objectives.auxiliary
+        weighted = aux["ctc"] + aux["scl"] + aux["acl"] + 0.5 * aux["feature_norm"]
+        torch.testing.assert_close(objectives.loss, objectives.ce + 0.1 * weighted)
+    finally:
+        del AUXILIARY_LOSSES["feature_norm"]
+    with pytest.raises(ConfigError, match="unknown loss.*feature_norm"):
+        dataclasses.replace(tiny_config, auxiliary_losses={"feature_norm": 1.0})

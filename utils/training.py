@@ -36,6 +36,7 @@ from tqdm import tqdm
 
 from models.checkpoint import CheckpointInfo, load_model, safe_torch_load, save_model
 from models.mmer import MMERModel
+from models.objectives import active_losses
 from models.text_encoder import read_info as read_text_encoder_info
 from utils.batch import Batch
 from utils.data import MMERDataset, build_loader, set_epoch
@@ -196,7 +197,7 @@ class FoldTrainer:
             log=lambda msg: _log(ctx, f"fold {fold}: {msg}"),
         )
         self.train_set = MMERDataset(
-            train_rows, d.audio_dir, d.text_dir, training=True, augment=exp.model.use_acl,
+            train_rows, d.audio_dir, d.text_dir, training=True, augment="acl" in active_losses(exp.model),
             aug_text_dir=d.augmented_text_dir, aug_audio_dir=d.augmented_audio_dir, **common,
         )  # fmt: skip
         self.test_set = MMERDataset(test_rows, d.audio_dir, d.text_dir, **common)
