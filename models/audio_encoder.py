@@ -174,6 +174,7 @@ def _normalise_valid_frames_only(encoder: nn.Module) -> None:
     if type(norm) is nn.GroupNorm:
         exact = ValidFrameGroupNorm(norm.num_groups, norm.num_channels, norm.eps, norm.affine)
         exact.load_state_dict(norm.state_dict())
+        exact.requires_grad_(norm.weight.requires_grad)  # frozen with the CNN, or not
         layer.layer_norm = exact.to(norm.weight.device, norm.weight.dtype)
 
 
