@@ -48,7 +48,8 @@ class Objectives:
     acl: torch.Tensor | None
     output: MMEROutput
 
-    def parts(self) -> dict[str, float]:
+    def parts(self) -> dict[str, torch.Tensor]:
+        """The enabled parts as detached 0-dim tensors, on the loss's device (no host sync)."""
         named = {
             "loss": self.loss,
             "ce": self.ce,
