@@ -187,7 +187,7 @@ def valid_frames_only(encoder: nn.Module, audio_lengths: torch.Tensor):
         yield
         return
     conv = layer.conv
-    lengths = audio_lengths.tolist()  # one host sync; the loop above needs the counts
+    lengths = audio_lengths.tolist()  # the loop above needs the counts (a sync if on a GPU)
     norm.valid_frames = [max(0, (n - conv.kernel_size[0]) // conv.stride[0] + 1) for n in lengths]
     try:
         yield
@@ -196,12 +196,17 @@ def valid_frames_only(encoder: nn.Module, audio_lengths: torch.Tensor):
 
 
 def encode_audio(
-    encoder: nn.Module, audio: torch.Tensor, audio_lengths: torch.Tensor, padding: str = "exact"
+    encoder: nn.Module,
+    audio: torch.Tensor,
+    audio_lengths: torch.Tensor,
+    padding: str = "exact",
+    audio_lengths_host: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """audio (batch, samples), zero-padded -> frames (batch, frames, hidden), frame_lengths.
 
     padding "exact": each utterance's valid frames equal its unpadded batch-1 forward.
     "published": group-norm encoders see the zero padding (no mask), as the authors trained.
+    `audio_lengths_host`: the same counts on the CPU, if at hand (saves a device sync).
     """
     frame_lengths = encoder._get_feat_extract_output_lengths(audio_lengths)
     exact = padding == "exact"
@@ -210,7 +215,8 @@ def encode_audio(
         mask = torch.arange(audio.shape[1], device=audio.device)[None] < audio_lengths[:, None]
         mask = mask.long()
     if exact:
-        with valid_frames_only(encoder, audio_lengths):
+        host = audio_lengths if audio_lengths_host is None else audio_lengths_host
+        with valid_frames_only(encoder, host):
             frames = encoder(audio, attention_mask=mask).last_hidden_state
     else:
         frames = encoder(audio, attention_mask=mask).last_hidden_state

@@ -57,7 +57,7 @@ class Objectives:
             "scl": self.scl,
             "acl": self.acl,
         }
-        return {k: float(v.detach()) for k, v in named.items() if v is not None}
+        return {k: v.detach() for k, v in named.items() if v is not None}
 
 
 def masked_max(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -119,10 +119,15 @@ class MMERModel(nn.Module):
 
     # -- forward ---------------------------------------------------------------------------
     def encode_audio(
-        self, audio: torch.Tensor, audio_lengths: torch.Tensor
+        self,
+        audio: torch.Tensor,
+        audio_lengths: torch.Tensor,
+        audio_lengths_host: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """audio (batch, samples) -> frames (batch, frames, audio_dim), frame_lengths (batch,)."""
-        return encode_audio(self.audio_encoder, audio, audio_lengths, self.config.audio_padding)
+        return encode_audio(
+            self.audio_encoder, audio, audio_lengths, self.config.audio_padding, audio_lengths_host
+        )
 
     def fuse(
         self,
@@ -167,7 +172,9 @@ class MMERModel(nn.Module):
         view = inputs
         frames = frame_lengths = None
         if self.config.uses_audio:
-            frames, frame_lengths = self.encode_audio(view.audio, view.audio_lengths)
+            frames, frame_lengths = self.encode_audio(
+                view.audio, view.audio_lengths, view.audio_lengths_host
+            )
         text = view.text if self.config.uses_text else None
         return self.fuse(frames, frame_lengths, text, view.text_mask, with_ctc)
 
@@ -179,7 +186,12 @@ class MMERModel(nn.Module):
         ce = F.cross_entropy(out.logits.float(), batch.labels)
         ctc = scl = acl = None
         if cfg.ctc_enabled:
-            ctc = ctc_loss(out.ctc_logits, out.frame_lengths, batch.ctc_targets)
+            frame_lengths, host = out.frame_lengths, batch.view.audio_lengths_host
+            if host is not None and batch.ctc_lengths_host is not None:  # CTC wants host lengths
+                encoder = self.audio_encoder
+                frame_lengths = encoder._get_feat_extract_output_lengths(host)
+                frame_lengths = frame_lengths.clamp(max=out.ctc_logits.shape[1])
+            ctc = ctc_loss(out.ctc_logits, frame_lengths, batch.ctc_targets, batch.ctc_lengths_host)
         if cfg.use_scl or cfg.use_acl:
             z = self.projection(out.features)
             if cfg.use_scl:
