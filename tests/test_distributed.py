@@ -23,7 +23,6 @@ from models.mmer import MMERModel
 from utils import distributed
 from utils.distributed import DistContext, DistributedError, all_max, init_distributed
 from utils.experiment import load_experiment
-from utils.manifest import read_manifest
 from utils.training import Interrupted, run_loso
 
 from .conftest import TINY, cli
@@ -171,20 +170,28 @@ def fake_gpus(monkeypatch):
     seen: dict = {}
 
     def setup(n: int, local_rank: int) -> dict:
-        for k, v in {"RANK": str(local_rank), "WORLD_SIZE": "2", "LOCAL_RANK": str(local_rank)}.items():
+        for k, v in {
+            "RANK": str(local_rank),
+            "WORLD_SIZE": "2",
+            "LOCAL_RANK": str(local_rank),
+        }.items():
             monkeypatch.setenv(k, v)
         monkeypatch.setattr(torch.cuda, "is_available", lambda: n > 0)
         monkeypatch.setattr(torch.cuda, "device_count", lambda: n)
         monkeypatch.setattr(torch.cuda, "set_device", lambda d: seen.__setitem__("gpu", d))
         monkeypatch.setattr(dist, "is_initialized", lambda: False)
-        monkeypatch.setattr(dist, "init_process_group", lambda backend: seen.__setitem__("backend", backend))
+        monkeypatch.setattr(
+            dist, "init_process_group", lambda backend: seen.__setitem__("backend", backend)
+        )
         return seen
 
     return setup
 
 
 @pytest.mark.parametrize("spec", ["auto", "cuda", "cuda:0"])
-def test_every_cuda_spec_gives_the_local_ranks_gpu_and_a_group_that_also_serves_cpu(fake_gpus, spec):
+def test_every_cuda_spec_gives_the_local_ranks_gpu_and_a_group_that_also_serves_cpu(
+    fake_gpus, spec
+):
     # NCCL has no CPU backend: an NCCL-only group fails at the first CPU collective
     seen = fake_gpus(n=2, local_rank=1)
     ctx, device = init_distributed(spec)

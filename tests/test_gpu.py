@@ -21,7 +21,9 @@ CU126 = "torch==2.13.0 --index-url https://download.pytorch.org/whl/cu126"
 
 
 @pytest.mark.parametrize("native, expected", [(True, "bf16"), (False, "fp16")])
-def test_auto_precision_takes_bf16_only_where_the_gpu_runs_it_natively(monkeypatch, native, expected):
+def test_auto_precision_takes_bf16_only_where_the_gpu_runs_it_natively(
+    monkeypatch, native, expected
+):
     # pre-Ampere cards (V100, T4) emulate bf16: slower than their fp16
     def is_bf16_supported(including_emulation: bool = True) -> bool:
         return native or including_emulation

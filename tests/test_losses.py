@@ -71,7 +71,10 @@ def test_contrastive_logits_are_fp32_under_bf16_autocast():
     g = torch.Generator().manual_seed(0)
     z, z_aug = torch.randn(8, 768, generator=g) * 0.05, torch.randn(8, 768, generator=g) * 0.05
     labels = torch.tensor([0, 1, 2, 3, 0, 1, 2, 0])
-    scl, acl = supervised_contrastive_loss(z, labels, 0.07), augmentation_contrastive_loss(z, z_aug, 0.07)
+    scl, acl = (
+        supervised_contrastive_loss(z, labels, 0.07),
+        augmentation_contrastive_loss(z, z_aug, 0.07),
+    )
     with torch.autocast("cpu", dtype=torch.bfloat16):
         scl_bf16 = supervised_contrastive_loss(z, labels, 0.07)
         acl_bf16 = augmentation_contrastive_loss(z, z_aug, 0.07)
