@@ -402,7 +402,7 @@ class FoldTrainer:
                 _log(self.ctx, f"fold {self.session}: non-finite loss at epoch {s.epoch + 1} batch "
                      f"{first + j + 1} ({s.bad_steps} so far); its accumulation window is skipped")  # fmt: skip
                 continue
-            for k, v in zip(keys, values[j * len(keys) : (j + 1) * len(keys)]):
+            for k, v in zip(keys, values[j * len(keys) : (j + 1) * len(keys)], strict=True):
                 s.running[k] = s.running.get(k, 0.0) + v
             s.running_count += 1
         if s.bad_steps > t.max_bad_steps:
