@@ -37,7 +37,7 @@ from tqdm import tqdm
 from models.checkpoint import load_model, safe_torch_load, save_model
 from models.mmer import MMERModel
 from utils.batch import Batch
-from utils.data import MMERDataset, build_loader, set_epoch
+from utils.data import MMERDataset, build_loader, loader_settings, set_epoch
 from utils.distributed import DistContext, all_max, barrier, gather_predictions
 from utils.errors import MMERError
 from utils.evaluation import Predictions, predict
@@ -188,16 +188,18 @@ class FoldTrainer:
         elif t.selection == "heldout":
             self.select_set = self.test_set
         shard = dict(num_replicas=ctx.world_size, rank=ctx.rank, pad_quantum=d.pad_quantum)
+        per_node = torch.cuda.device_count() if device.type == "cuda" else 1
+        feed = loader_settings(device, t.num_workers, min(per_node, ctx.world_size))
         self.train_loader = build_loader(
             self.train_set,
             t.batch_size,
             bucket=d.bucket,
             seed=t.seed,
-            num_workers=t.num_workers,
+            **feed,
             **shard,
         )
         self.eval_loaders = {
-            name: build_loader(ds, t.eval_batch_size, num_workers=t.num_workers, **shard)
+            name: build_loader(ds, t.eval_batch_size, **feed, **shard)
             for name, ds in (("select", self.select_set), ("test", self.test_set))
             if ds is not None
         }
