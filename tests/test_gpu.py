@@ -3,6 +3,8 @@ build, and the first-GPU validation script's dry run."""
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import subprocess
 import sys
@@ -57,3 +59,21 @@ def test_a_cuda_index_must_give_a_cuda_torch():
     pypi = "torch==2.13.0 --index-url https://pypi.org/simple"
     assert "asks for CUDA any" in torch_build_problem(pypi, "2.13.0+cpu", None)
     assert torch_build_problem(pypi, "2.13.0", "13.0") is None
+
+
+def test_gpu_check_dry_run_writes_every_figure(tmp_path):
+    # the first GPU session's script, on the CPU with a tiny model and corpus (the benchmark
+    # has its own tests and takes minutes on a CPU at full size)
+    out = tmp_path / "out"
+    cmd = ["bash", str(ROOT / "scripts" / "gpu_check.sh"), "--device", "cpu", "--out", str(out),
+           "--utterances", "24", "--skip", "bench"]  # fmt: skip
+    env = {**os.environ, "PYTHON": sys.executable, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["versions"]["torch"] == torch.__version__
+    assert summary["sdpa_vs_eager"]["max_abs_logit_diff_fp32"] < 1e-4
+    assert 0 <= summary["bf16_weights"]["argmax_agreement"] <= 1
+    for w in (0, 8):
+        assert summary[f"epoch_w{w}"]["audio_s_per_s_whole_run"] > 0
+    assert (out / "infer_session1.csv").exists() and summary["ddp"]["skipped"]
