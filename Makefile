@@ -6,6 +6,12 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 TORCH_SPEC ?= torch==2.13.0
 VENV := .venv
 PY := $(VENV)/bin/python
+# The spec the venv's torch was installed from: another TORCH_SPEC rebuilds the venv
+# (pip would keep an installed torch 2.13.0+cpu for "torch==2.13.0 --index-url .../cu126").
+TORCH_STAMP := $(VENV)/.torch-spec
+ifneq ($(strip $(shell cat $(TORCH_STAMP) 2>/dev/null)),$(strip $(TORCH_SPEC)))
+.PHONY: $(VENV)/.installed
+endif
 
 .PHONY: venv test demo demo-ablation bench lint format clean
 
@@ -14,8 +20,12 @@ venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
+	if [ "$$(cat $(TORCH_STAMP) 2>/dev/null)" != '$(TORCH_SPEC)' ]; then \
+	  $(PY) -m pip uninstall -q -y torch; fi
 	$(PY) -m pip install -q $(TORCH_SPEC)
+	$(PY) scripts/check_torch.py $(TORCH_SPEC)
 	$(PY) -m pip install -q -r requirements.txt -r requirements-dev.txt
+	echo '$(TORCH_SPEC)' > $(TORCH_STAMP)
 	touch $@
 
 test: venv

@@ -186,6 +186,8 @@ class ModeRunner:
             self.opt.step()
             self.opt.zero_grad(set_to_none=True)
         elapsed = self.timer.now() - start
+        if i + 1 == self.train_warmup and self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)  # peak of steady-state training
         if i >= self.train_warmup:
             counts = [*self.lengths[idx], *self.aug[idx]]
             self.totals["train_s"] += elapsed
@@ -229,7 +231,25 @@ class ModeRunner:
             out["peak_gpu_mem_mb"] = torch.cuda.max_memory_allocated(self.device) / 2**20
             peak = args.peak_tflops * 1e12 if args.peak_tflops else peak_flops(out["device"])
             out["mfu"] = t["flops"] / t["train_s"] / peak if peak else None
+            out["matmul_tflops_per_s"] = measured_matmul_peak(self.device) / 1e12
+            out["mfu_measured"] = t["flops"] / t["train_s"] / (out["matmul_tflops_per_s"] * 1e12)
         return out
+
+
+def measured_matmul_peak(device: torch.device, n: int = 8192, repeats: int = 20) -> float:
+    """FLOP/s of large bf16 matmuls on this GPU: what its clocks and power limit give,
+    the ceiling MFU is also reported against (datasheet peaks assume boost clocks)."""
+    a = torch.randn(n, n, device=device, dtype=torch.bfloat16)
+    b = torch.randn(n, n, device=device, dtype=torch.bfloat16)
+    for _ in range(3):
+        a @ b
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(repeats):
+        a @ b
+    end.record()
+    end.synchronize()
+    return 2 * n**3 * repeats / (start.elapsed_time(end) / 1000)
 
 
 def serve(name: str, args: argparse.Namespace) -> None:
@@ -292,7 +312,8 @@ def summarise(runs: dict[str, list[dict]]) -> dict[str, dict]:
     out = {}
     for name, results in runs.items():
         row = dict(results[0])
-        for key in (*FIGURES, "train_tflops_per_s", "mfu"):
+        for key in (*FIGURES, "train_tflops_per_s", "mfu", "peak_gpu_mem_mb", "mfu_measured",
+                    "matmul_tflops_per_s"):  # fmt: skip
             values = [r[key] for r in results if r.get(key) is not None]
             if values:
                 row[key] = statistics.median(values)
@@ -310,9 +331,12 @@ def summarise(runs: dict[str, list[dict]]) -> dict[str, dict]:
 def print_table(summary: dict[str, dict]) -> None:
     first = next(iter(summary.values()))
     print(f"\ndevice: {first['device']} | torch {torch.__version__}")
+    if first.get("matmul_tflops_per_s"):
+        print(f"measured bf16 matmul peak: {first['matmul_tflops_per_s']:.0f} TFLOP/s")
     head = (
         f"{'mode':<13}{'prec':>5}{'train a-s/s':>12}{'x ref':>7}{'RTF b1':>8}{'x ref':>7}"
         f"{'RTF b8':>8}{'x ref':>7}{'RSS MB':>8}{'pad %':>7}{'TFLOP/s':>9}{'MFU':>7}"
+        f"{'MFU meas':>9}{'GPU MB':>8}"
     )
     print(head + "\n" + "-" * len(head))
     for name, r in summary.items():
@@ -323,6 +347,8 @@ def print_table(summary: dict[str, dict]) -> None:
             f"{r['infer_rtf_batched']:>8.3f}{r.get('infer_rtf_batched_ratio', 1):>7.2f}"
             f"{r['peak_rss_mb']:>8.0f}{100 * r['padding_fraction']:>7.1f}"
             f"{r['train_tflops_per_s']:>9.3f}{mfu:>7}"
+            f"{format(r['mfu_measured'], '.1%') if r.get('mfu_measured') else '-':>9}"
+            f"{format(r['peak_gpu_mem_mb'], '.0f') if r.get('peak_gpu_mem_mb') else '-':>8}"
         )
 
 
@@ -330,7 +356,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--modes", default="reference,fast", help=f"comma list of {sorted(MODES)}")
     p.add_argument("--steps", type=int, default=8, help="timed training micro-batches of 2")
-    p.add_argument("--warmup", type=int, default=2, help="untimed micro-batches of 2")
+    p.add_argument("--warmup", type=int, default=None,
+                   help="untimed micro-batches of 2 (default 2 on CPU, 20 on CUDA: cuDNN\n"
+                   "autotuning and the caching allocator settle over many new shapes)")  # fmt: skip
     p.add_argument("--utterances", type=int, default=20, help="timed inference utterances")
     p.add_argument("--infer-batch", type=int, default=8, help="batch size of batched inference")
     p.add_argument("--repeats", type=int, default=1, help="interleaved runs of all modes")
@@ -344,6 +372,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.warmup is None:
+        cuda = args.device.startswith("cuda") or (
+            args.device == "auto" and torch.cuda.is_available()
+        )
+        args.warmup = 20 if cuda else 2
     if args.worker:
         serve(args.worker, args)
         return

@@ -12,8 +12,18 @@ from transformers import PretrainedConfig
 
 from models.config import MMERConfig
 
-# Dense bf16 peak of one GPU, TFLOP/s (datasheet, SXM parts); override with --peak-tflops.
-PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0, "A10": 125.0}
+# Dense bf16 peak of one GPU, TFLOP/s (datasheet); override with --peak-tflops. The first key
+# found in the device name wins: PCIe and NVL parts before the SXM default of their family
+# ("NVIDIA H100 PCIe", "NVIDIA H100 NVL", "NVIDIA H100 80GB HBM3" = SXM).
+PEAK_BF16_TFLOPS = {
+    "H100 PCIe": 756.0,
+    "H100 NVL": 835.0,
+    "H100": 989.0,
+    "H200": 989.0,
+    "A100": 312.0,
+    "L40S": 362.0,
+    "A10": 125.0,
+}
 
 
 def _attention_block(tq: int, tk: int, d: int, ff: int) -> int:

@@ -210,12 +210,17 @@ def valid_frames_only(encoder: nn.Module, audio_lengths: torch.Tensor):
 
 
 def encode_audio(
-    encoder: nn.Module, audio: torch.Tensor, audio_lengths: torch.Tensor, padding: str = "exact"
+    encoder: nn.Module,
+    audio: torch.Tensor,
+    audio_lengths: torch.Tensor,
+    padding: str = "exact",
+    audio_lengths_host: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """audio (batch, samples), zero-padded -> frames (batch, frames, hidden), frame_lengths.
 
     padding "exact": each utterance's valid frames equal its unpadded batch-1 forward.
     "published": group-norm encoders see the zero padding (no mask), as the authors trained.
+    `audio_lengths_host`: the same counts on the CPU, if at hand (saves a device sync).
     """
     frame_lengths = encoder._get_feat_extract_output_lengths(audio_lengths)
     exact = padding == "exact"
@@ -224,7 +229,8 @@ def encode_audio(
         mask = torch.arange(audio.shape[1], device=audio.device)[None] < audio_lengths[:, None]
         mask = mask.long()
     if exact:
-        with valid_frames_only(encoder, audio_lengths):
+        host = audio_lengths if audio_lengths_host is None else audio_lengths_host
+        with valid_frames_only(encoder, host):
             frames = encoder(audio, attention_mask=mask).last_hidden_state
     else:
         frames = encoder(audio, attention_mask=mask).last_hidden_state

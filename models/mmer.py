@@ -46,9 +46,10 @@ class Objectives:
     auxiliary: dict[str, torch.Tensor]
     output: MMEROutput
 
-    def parts(self) -> dict[str, float]:
+    def parts(self) -> dict[str, torch.Tensor]:
+        """The parts as detached 0-dim tensors, on the loss's device (no host sync)."""
         named = {"loss": self.loss, "ce": self.ce, **self.auxiliary}
-        return {k: float(v.detach()) for k, v in named.items()}
+        return {k: v.detach() for k, v in named.items()}
 
 
 def masked_max(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -107,10 +108,15 @@ class MMERModel(nn.Module):
 
     # -- forward ---------------------------------------------------------------------------
     def encode_audio(
-        self, audio: torch.Tensor, audio_lengths: torch.Tensor
+        self,
+        audio: torch.Tensor,
+        audio_lengths: torch.Tensor,
+        audio_lengths_host: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """audio (batch, samples) -> frames (batch, frames, audio_dim), frame_lengths (batch,)."""
-        return encode_audio(self.audio_encoder, audio, audio_lengths, self.config.audio_padding)
+        return encode_audio(
+            self.audio_encoder, audio, audio_lengths, self.config.audio_padding, audio_lengths_host
+        )
 
     def fuse(
         self,
@@ -155,7 +161,9 @@ class MMERModel(nn.Module):
         view = inputs
         frames = frame_lengths = None
         if self.config.uses_audio:
-            frames, frame_lengths = self.encode_audio(view.audio, view.audio_lengths)
+            frames, frame_lengths = self.encode_audio(
+                view.audio, view.audio_lengths, view.audio_lengths_host
+            )
         text = view.text if self.config.uses_text else None
         return self.fuse(frames, frame_lengths, text, view.text_mask, with_ctc)
 

@@ -87,7 +87,12 @@ def frozen_heads(config: MMERConfig) -> set[str]:
 @auxiliary_loss("ctc", heads=("ctc_head",), switch="use_ctc", needs_audio=True,
                 needs_ctc_logits=True)  # fmt: skip
 def ctc(x: LossInputs) -> torch.Tensor:
-    return ctc_loss(x.output.ctc_logits, x.output.frame_lengths, x.batch.ctc_targets)
+    frame_lengths, host = x.output.frame_lengths, x.batch.view.audio_lengths_host
+    if host is not None and x.batch.ctc_lengths_host is not None:  # CTC wants host lengths
+        frame_lengths = x.model.audio_encoder._get_feat_extract_output_lengths(host)
+        frame_lengths = frame_lengths.clamp(max=x.output.ctc_logits.shape[1])
+    return ctc_loss(x.output.ctc_logits, frame_lengths, x.batch.ctc_targets,
+                    x.batch.ctc_lengths_host)  # fmt: skip
 
 
 @auxiliary_loss("scl", heads=("projection",), switch="use_scl")

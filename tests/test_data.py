@@ -11,6 +11,7 @@ from utils.data import (
     collate,
     index_augmented_audio,
     load_embedding,
+    loader_settings,
     padding_fraction,
     set_epoch,
 )
@@ -174,3 +175,37 @@ def test_paths_with_spaces_and_stereo_44k(tmp_path):
     ds = MMERDataset(d["csv"], d["wav"], d["emb"], text_dim=8)
     assert abs(len(ds[0]["audio"]) - ds.lengths[0]) <= 1
     write_wav(d["wav"] / f"{d['rows'][0]['FileName']}.wav", 0.2)
+
+
+def _augmented_epochs(d, num_workers: int, epochs=(0, 1)) -> list[list[np.ndarray]]:
+    # no augmented wavs: the signal-level fallback draws from the (seed, epoch, index) RNG
+    ds = MMERDataset(d["csv"], d["wav"], d["emb"], text_dim=8, training=True, seed=3)
+    loader = build_loader(ds, batch_size=2, seed=1, num_workers=num_workers)
+    out = []
+    for epoch in epochs:
+        set_epoch(loader, epoch)
+        out.append([b.augmented.audio.numpy().copy() for b in loader])
+    return out
+
+
+def test_persistent_workers_draw_each_epochs_augmentation_like_the_main_process(d):
+    # persistent workers keep the dataset copy they started with: set_epoch in the parent
+    # does not reach them, so the sampler hands them the epoch with each index
+    workers = _augmented_epochs(d, num_workers=2)
+    inline = _augmented_epochs(d, num_workers=0)
+    assert len(workers[0]) == len(inline[0]) > 0
+    for w, i in zip(workers, inline, strict=True):
+        assert all(np.array_equal(a, b) for a, b in zip(w, i, strict=True))
+    assert not all(
+        a.shape == b.shape and np.array_equal(a, b)
+        for a, b in zip(workers[0], workers[1], strict=True)
+    )
+
+
+def test_loader_settings_feed_a_gpu_and_leave_cpu_runs_as_they_were():
+    assert loader_settings(torch.device("cpu"), -1) == {
+        "num_workers": 0, "pin_memory": False, "prefetch_factor": None,
+    }  # fmt: skip
+    gpu = loader_settings(torch.device("cuda", 0), -1)
+    assert 1 <= gpu["num_workers"] <= 8 and gpu["pin_memory"] and gpu["prefetch_factor"] == 4
+    assert loader_settings(torch.device("cuda", 0), 3)["num_workers"] == 3

@@ -1,4 +1,6 @@
-"""torch.distributed: 2 gloo processes through torchrun match one process; folds merge."""
+"""torch.distributed: 2 gloo processes through torchrun match one process; folds merge;
+the CUDA paths (device-aware process group, collectives on the rank's device, one agreed
+all-reduce per optimizer step) checked on CPU with fakes for what only a GPU has."""
 
 from __future__ import annotations
 
@@ -12,12 +14,16 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.distributed as dist
 import yaml
 from safetensors.torch import load_file
 
 import train
 from models.mmer import MMERModel
+from utils import distributed
+from utils.distributed import DistContext, DistributedError, all_max, init_distributed
 from utils.experiment import load_experiment
+from utils.training import Interrupted, run_loso
 
 from .conftest import TINY, cli
 
@@ -42,7 +48,8 @@ def ddp_setup(corpus, tmp_path_factory):
     common = ["--config", str(config), "--csv_path", str(corpus["csv"]),
               "--data_path_audio", str(corpus["wav"]), "--data_path_roberta", str(corpus["emb"]),
               "--data_path_audio_augmented", str(corpus["aug"]),
-              "--data_path_roberta_augmented", str(corpus["emb_aug"]), "--sessions", "1"]  # fmt: skip
+              "--data_path_roberta_augmented", str(corpus["emb_aug"]), "--sessions", "1",
+              "--device", "cpu"]  # fmt: skip
     proc = subprocess.run(
         torchrun(common, tmp / "ddp"),
         cwd=ROOT,
@@ -149,8 +156,126 @@ def test_ddp_with_layerdrop_and_every_loss_completes(corpus, tmp_path):
     ]
     args[args.index("--sessions") + 1 : args.index("--sessions") + 3] = ["1"]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           str(ROOT / "train.py"), *args, "--batch_size", "2"]  # fmt: skip
+           str(ROOT / "train.py"), *args, "--batch_size", "2", "--device", "cpu"]  # fmt: skip
     proc = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     log = json.loads((tmp_path / "ld" / "fold1" / "log.jsonl").read_text().splitlines()[0])
     assert set(log["train"]) == {"loss", "ce", "ctc", "scl", "acl"}
+
+
+# -- CUDA paths without a GPU -----------------------------------------------------------------
+@pytest.fixture
+def fake_gpus(monkeypatch):
+    """A launcher's rank on a machine with `n` fake GPUs; records the backend and GPU chosen."""
+    seen: dict = {}
+
+    def setup(n: int, local_rank: int) -> dict:
+        for k, v in {
+            "RANK": str(local_rank),
+            "WORLD_SIZE": "2",
+            "LOCAL_RANK": str(local_rank),
+        }.items():
+            monkeypatch.setenv(k, v)
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: n > 0)
+        monkeypatch.setattr(torch.cuda, "device_count", lambda: n)
+        monkeypatch.setattr(torch.cuda, "set_device", lambda d: seen.__setitem__("gpu", d))
+        monkeypatch.setattr(dist, "is_initialized", lambda: False)
+        monkeypatch.setattr(
+            dist, "init_process_group", lambda backend: seen.__setitem__("backend", backend)
+        )
+        return seen
+
+    return setup
+
+
+@pytest.mark.parametrize("spec", ["auto", "cuda", "cuda:0"])
+def test_every_cuda_spec_gives_the_local_ranks_gpu_and_a_group_that_also_serves_cpu(
+    fake_gpus, spec
+):
+    # NCCL has no CPU backend: an NCCL-only group fails at the first CPU collective
+    seen = fake_gpus(n=2, local_rank=1)
+    ctx, device = init_distributed(spec)
+    assert device == ctx.device == torch.device("cuda:1") and seen["gpu"] == 1
+    assert seen["backend"] == "cpu:gloo,cuda:nccl"
+
+
+def test_cpu_spec_under_a_launcher_stays_on_gloo(fake_gpus):
+    seen = fake_gpus(n=2, local_rank=1)
+    ctx, device = init_distributed("cpu")
+    assert device == ctx.device == torch.device("cpu") and seen == {"backend": "gloo"}
+
+
+@pytest.mark.parametrize("gpus", [0, 1])
+def test_a_local_rank_without_a_gpu_is_one_clear_error(fake_gpus, gpus):
+    seen = fake_gpus(n=gpus, local_rank=1)
+    with pytest.raises(DistributedError) as err:
+        init_distributed("cuda" if gpus == 0 else "auto")
+    assert f"LOCAL_RANK 1 has no GPU: this machine has {gpus}" in str(err.value)
+    assert "\n" not in str(err.value) and "gpu" not in seen
+
+
+def test_all_max_puts_its_tensor_on_the_ranks_device(monkeypatch):
+    # NCCL's rule, simulated: a collective's tensors must live on the rank's device (a GPU
+    # there; the meta device here, which no CPU tensor can pass for)
+    ctx = DistContext(0, 2, 0, torch.device("meta"))
+    seen = []
+    monkeypatch.setattr(dist, "all_reduce", lambda t, op=None: seen.append(t.device))
+    out = all_max(torch.zeros(3), ctx)
+    assert seen == [ctx.device] and out.device == ctx.device
+
+
+@pytest.fixture
+def rank0_of_2(monkeypatch):
+    """This process as rank 0 of a 2-process run: a real one-member gloo group for DDP, and
+    torch.distributed's collectives replaced by fakes that check their tensors' device and
+    record the reduced flags. `peer_stops_at` plays the other rank receiving SIGTERM."""
+    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+    ctx = DistContext(0, 2, 0, torch.device("cpu"))
+    calls: list[torch.Tensor] = []
+    peer = {"stops_at": None}
+
+    def all_reduce(t, op=None):
+        assert isinstance(t, torch.Tensor) and t.device == ctx.device, t.device
+        calls.append(t.clone())
+        if peer["stops_at"] == len(calls):
+            t[-1] = 1.0  # the other rank's stop request, combined by max
+
+    def all_gather_object(out, obj, group=None):
+        out[:] = [obj] * len(out)
+
+    monkeypatch.setattr(dist, "all_reduce", all_reduce)
+    monkeypatch.setattr(dist, "all_gather_object", all_gather_object)
+    monkeypatch.setattr(distributed.dist, "barrier", lambda *a, **k: None)
+    yield ctx, calls, peer
+    dist.destroy_process_group()
+
+
+def _experiment(corpus, **train_overrides):
+    overrides = {"model": {}, "data": {"csv_path": str(corpus["csv"]), "audio_dir": str(corpus["wav"]),
+                 "text_dir": str(corpus["emb"]), "augmented_audio_dir": str(corpus["aug"]),
+                 "augmented_text_dir": str(corpus["emb_aug"])},
+                 "train": {"sessions": [1], "batch_size": 2, "accum_iter": 2, "device": "cpu",
+                           **train_overrides}}  # fmt: skip
+    return load_experiment(corpus["config"], overrides)
+
+
+def test_one_all_reduce_per_optimizer_step_on_the_ranks_device(corpus, tmp_path, rank0_of_2):
+    ctx, calls, _ = rank0_of_2
+    exp = _experiment(corpus, epochs=1)
+    run_loso(exp, tmp_path / "run", ctx, torch.device("cpu"))
+    state = torch.load(tmp_path / "run" / "fold1" / "state.pt", weights_only=True)
+    steps = state["fold"]["optimizer_steps"]
+    assert steps >= 2 and len(calls) == steps  # not one per micro-batch
+    # each: the non-finite flags of the window's micro-batches (accum_iter 2, or 1 at the
+    # epoch's end) and the stop flag
+    assert all(2 <= c.numel() <= 3 for c in calls)
+
+
+def test_a_stop_on_another_rank_stops_this_one_at_the_same_step(corpus, tmp_path, rank0_of_2):
+    ctx, calls, peer = rank0_of_2
+    peer["stops_at"] = 2  # the peer got SIGTERM before the second step; this rank did not
+    exp = _experiment(corpus, epochs=2)
+    with pytest.raises(Interrupted):
+        run_loso(exp, tmp_path / "run", ctx, torch.device("cpu"))
+    state = torch.load(tmp_path / "run" / "fold1" / "state.pt", weights_only=True)
+    assert state["fold"]["optimizer_steps"] == 2 and len(calls) == 2

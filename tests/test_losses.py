@@ -63,3 +63,24 @@ def test_ctc_sums_over_the_batch_and_ignores_padding():
 def test_ctc_impossible_alignment_is_zero_not_inf():
     loss = ctc_loss(torch.randn(1, 2, 5), torch.tensor([2]), torch.tensor([[1, 2, 3, 4]]))
     assert torch.isfinite(loss) and loss.item() == 0.0
+
+
+def test_contrastive_logits_are_fp32_under_bf16_autocast():
+    # `.float()` inside autocast does not keep the next matmul out of bf16; divided by
+    # tau = 0.07 its rounding would move the loss by ~1e-2
+    g = torch.Generator().manual_seed(0)
+    z, z_aug = torch.randn(8, 768, generator=g) * 0.05, torch.randn(8, 768, generator=g) * 0.05
+    labels = torch.tensor([0, 1, 2, 3, 0, 1, 2, 0])
+    scl, acl = (
+        supervised_contrastive_loss(z, labels, 0.07),
+        augmentation_contrastive_loss(z, z_aug, 0.07),
+    )
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        scl_bf16 = supervised_contrastive_loss(z, labels, 0.07)
+        acl_bf16 = augmentation_contrastive_loss(z, z_aug, 0.07)
+        unprotected = z.float() @ z_aug.float().T / 0.07  # what the losses computed before
+    torch.testing.assert_close(scl_bf16, scl, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(acl_bf16, acl, rtol=1e-5, atol=1e-5)
+    assert unprotected.dtype == torch.bfloat16
+    unprotected_acl = torch.nn.functional.cross_entropy(unprotected.float(), torch.arange(8))
+    assert (unprotected_acl - acl).abs() > 1e-3

@@ -9,6 +9,8 @@
 
 Randomness (training crop, augmented-audio variant, signal augmentation) comes from an RNG
 seeded with (seed, epoch, index), so a run is reproducible and a resumed run sees the same data.
+The loader's sampler hands each item its epoch with its index, so DataLoader workers (persistent
+ones too, which keep the dataset copy they started with) draw what num_workers=0 draws.
 Evaluation keeps the first `max_audio_samples` samples, as the reference code does.
 """
 
@@ -198,8 +200,8 @@ class MMERDataset(Dataset):
         """Reseed per-item randomness; call once per epoch (`set_epoch(loader, e)` does)."""
         self.epoch = int(epoch)
 
-    def _rng(self, index: int, stream: int) -> np.random.Generator:
-        return np.random.default_rng([self.seed, self.epoch, index, stream])
+    def _rng(self, index: int, stream: int, epoch: int) -> np.random.Generator:
+        return np.random.default_rng([self.seed, epoch, index, stream])
 
     def _audio(self, name: str, path: Path) -> np.ndarray:
         if self._cache is not None and name in self._cache:
@@ -209,19 +211,21 @@ class MMERDataset(Dataset):
             self._cache[name] = wave
         return wave
 
-    def _prepare_audio(self, wave: np.ndarray, index: int, stream: int) -> np.ndarray:
-        rng = self._rng(index, stream) if self.training else None
+    def _prepare_audio(self, wave: np.ndarray, index: int, stream: int, epoch: int) -> np.ndarray:
+        rng = self._rng(index, stream, epoch) if self.training else None
         return audio_io.prepare(wave, self.max_audio_samples, rng)
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
         """One utterance: audio (S,) float32 normalised, text (T, D), label, ctc ids, name,
-        and in training `aug_audio` / `aug_text` for the augmented view."""
+        and in training `aug_audio` / `aug_text` for the augmented view. `key` is an index
+        (drawn for `self.epoch`) or (index, epoch), as the loader's sampler yields them."""
+        index, epoch = key if isinstance(key, tuple) else (key, self.epoch)
         row = self.rows.iloc[index]
         name = row.FileName
         wave = self._audio(name, self.audio_dir / f"{name}.wav")
         item = {
             "name": name,
-            "audio": self._prepare_audio(wave, index, 0),
+            "audio": self._prepare_audio(wave, index, 0, epoch),
             "text": load_embedding(self.text_dir / f"{name}.npy", self.text_dim),
             "label": int(row.label),
             "ctc": text_to_ctc_ids(row.text),
@@ -229,11 +233,11 @@ class MMERDataset(Dataset):
         if self.training and self.augment:
             variants = self.aug_audio.get(name)
             if variants:
-                pick = variants[int(self._rng(index, 1).integers(len(variants)))]
+                pick = variants[int(self._rng(index, 1, epoch).integers(len(variants)))]
                 aug_wave = self._audio(pick.name, pick)
             else:
-                aug_wave = audio_io.random_augment(wave, self._rng(index, 1))
-            item["aug_audio"] = self._prepare_audio(aug_wave, index, 2)
+                aug_wave = audio_io.random_augment(wave, self._rng(index, 1, epoch))
+            item["aug_audio"] = self._prepare_audio(aug_wave, index, 2, epoch)
             aug_npy = self.aug_text_dir / f"{name}.npy" if self.aug_text_dir else None
             item["aug_text"] = (
                 load_embedding(aug_npy, self.text_dim)
@@ -295,7 +299,8 @@ class LengthBucketSampler(Sampler[list[int]]):
     (the reference's). With `num_replicas` > 1 every rank gets `len(self)` batches, disjoint
     except that the batch list is padded by repetition to a multiple of `num_replicas`.
     `state_dict()`/`load_state_dict()` carry (epoch, batches consumed) so a resumed epoch
-    skips what was already trained on.
+    skips what was already trained on. `tag_epoch`: batches are lists of (index, epoch), for
+    a dataset that draws per epoch in worker processes (`MMERDataset.__getitem__`).
     """
 
     def __init__(
@@ -309,6 +314,7 @@ class LengthBucketSampler(Sampler[list[int]]):
         drop_last: bool = False,
         bucket: bool = True,
         pool_batches: int = 50,
+        tag_epoch: bool = False,
     ) -> None:
         if batch_size < 1 or not 0 <= rank < num_replicas:
             raise ValueError(
@@ -317,7 +323,7 @@ class LengthBucketSampler(Sampler[list[int]]):
         self.lengths = np.asarray(lengths, dtype=np.int64)
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
         self.num_replicas, self.rank, self.drop_last = num_replicas, rank, drop_last
-        self.bucket, self.pool_batches = bucket, pool_batches
+        self.bucket, self.pool_batches, self.tag_epoch = bucket, pool_batches, tag_epoch
         self.epoch, self.consumed = 0, 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -359,12 +365,12 @@ class LengthBucketSampler(Sampler[list[int]]):
             n = n // self.num_replicas if self.drop_last else math.ceil(n / self.num_replicas)
         return n
 
-    def __iter__(self) -> Iterator[list[int]]:
+    def __iter__(self) -> Iterator[list[int]] | Iterator[list[tuple[int, int]]]:
         batches = self._all_batches()
         start = self.consumed
         for i in range(start, len(batches)):
             self.consumed = i + 1
-            yield batches[i]
+            yield [(j, self.epoch) for j in batches[i]] if self.tag_epoch else batches[i]
         self.consumed = 0  # epoch finished: iterating again replays it (evaluation loaders)
 
     def state_dict(self, batches_consumed: int | None = None) -> dict[str, int]:
@@ -403,10 +409,14 @@ def build_loader(
     num_replicas: int = 1,
     rank: int = 0,
     drop_last: bool = False,
+    pin_memory: bool = False,
+    prefetch_factor: int | None = None,
 ) -> DataLoader:
     """DataLoader over `dataset` with a `LengthBucketSampler` (shuffled when training) and `collate`.
 
     `training` defaults to `dataset.training`. Call `set_epoch(loader, epoch)` each epoch.
+    Training workers persist across epochs (the sampler tells them the epoch); `pin_memory` gives
+    page-locked batches for asynchronous copies to a GPU.
     """
     training = dataset.training if training is None else training
     sampler = LengthBucketSampler(
@@ -418,13 +428,33 @@ def build_loader(
         rank=rank,
         drop_last=drop_last,
         bucket=bucket,
+        tag_epoch=True,
     )
     return DataLoader(
         dataset,
         batch_sampler=sampler,
         collate_fn=functools.partial(collate, pad_quantum=pad_quantum),
         num_workers=num_workers,
+        pin_memory=pin_memory,
+        persistent_workers=num_workers > 0 and training,
+        prefetch_factor=prefetch_factor if num_workers > 0 else None,
     )
+
+
+def loader_settings(device: torch.device, num_workers: int, processes_per_node: int = 1) -> dict:
+    """DataLoader settings that keep `device` fed. `num_workers` -1 (auto): on a GPU, up to 8
+    decoding processes per training process (as many as the node's CPUs allow), a prefetch of
+    4 batches per worker and pinned batches; on the CPU, 0 workers (decoding in the training
+    process, which leaves the cores to the model), as before."""
+    on_gpu = device.type == "cuda"
+    if num_workers < 0:
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        num_workers = min(8, max(1, (cpus or 1) // max(1, processes_per_node) - 1)) if on_gpu else 0
+    return {
+        "num_workers": num_workers,
+        "pin_memory": on_gpu,
+        "prefetch_factor": 4 if on_gpu and num_workers > 0 else None,
+    }
 
 
 def set_epoch(loader: DataLoader, epoch: int) -> None:

@@ -2,6 +2,11 @@
 
 Nothing here does anything in a single-process run: `init_distributed()` returns a
 context with world_size 1 and every helper becomes a no-op.
+
+On GPUs the process group is device-aware ("cpu:gloo,cuda:nccl"): NCCL has no CPU
+backend, so a CPU tensor in a NCCL-only group fails at the first collective. Tensor
+collectives here put their tensors on the rank's device (`DistContext.device`); object
+collectives (pickles) go through gloo.
 """
 
 from __future__ import annotations
@@ -14,7 +19,12 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from utils.errors import MMERError
 from utils.evaluation import Predictions
+
+
+class DistributedError(MMERError, RuntimeError):
+    """The launcher's description does not fit this machine (e.g. a LOCAL_RANK without a GPU)."""
 
 
 @dataclass(frozen=True)
@@ -22,6 +32,7 @@ class DistContext:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    device: torch.device = torch.device("cpu")  # the rank's device: collectives' tensors live here
 
     @property
     def enabled(self) -> bool:
@@ -40,27 +51,37 @@ def init_distributed(device: str = "auto") -> tuple[DistContext, torch.device]:
 
         return DistContext(), resolve_device(device)
     rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
-    use_cuda = torch.cuda.is_available() and device in ("auto", "cuda")
+    # any cuda spec ("cuda", "cuda:0", ...): under a launcher the rank's GPU is LOCAL_RANK's
+    wants_cuda = device.split(":")[0] == "cuda"
+    use_cuda = wants_cuda or (device == "auto" and torch.cuda.is_available())
     if use_cuda:
+        n_gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if local_rank >= n_gpus:
+            raise DistributedError(
+                f"LOCAL_RANK {local_rank} has no GPU: this machine has {n_gpus} "
+                f"(start at most {n_gpus} processes per node, or pass --device cpu)"
+            )
         torch.cuda.set_device(local_rank)
+    rank_device = torch.device(f"cuda:{local_rank}" if use_cuda else "cpu")
     if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
-    ctx = DistContext(rank, world_size, local_rank)
-    return ctx, torch.device(f"cuda:{local_rank}" if use_cuda else "cpu")
+        dist.init_process_group(backend="cpu:gloo,cuda:nccl" if use_cuda else "gloo")
+    return DistContext(rank, world_size, local_rank, rank_device), rank_device
 
 
 def barrier(ctx: DistContext) -> None:
     if ctx.enabled:
-        dist.barrier()
+        dist.barrier()  # through gloo in the device-aware group
 
 
-def any_true(flag: bool, ctx: DistContext) -> bool:
-    """True when `flag` is true on any rank (e.g. a non-finite loss somewhere)."""
+def all_max(values: torch.Tensor, ctx: DistContext) -> torch.Tensor:
+    """The element-wise maximum of `values` over ranks (e.g. flags: a non-finite loss or a
+    stop request on any rank), reduced in place on the rank's device; no host sync here."""
     if not ctx.enabled:
-        return flag
-    t = torch.tensor([1.0 if flag else 0.0])
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item() > 0)
+        return values
+    if values.device != ctx.device:
+        values = values.to(ctx.device)
+    dist.all_reduce(values, op=dist.ReduceOp.MAX)
+    return values
 
 
 def gather_predictions(preds: Predictions, ctx: DistContext) -> Predictions:

@@ -82,7 +82,7 @@ class TrainConfig:
     eval_batch_size: int = 8
     precision: str = "auto"  # auto / fp32 / bf16 / fp16
     device: str = "auto"
-    num_workers: int = 0
+    num_workers: int = -1  # -1 auto: up to 8 per process on a GPU, 0 on the CPU (utils/data.py)
     save_every_steps: int = 0  # also save the resumable state every N optimizer steps
     max_bad_steps: int = 20  # non-finite losses tolerated (skipped) before stopping
 

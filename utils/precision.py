@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import sys
 from pathlib import Path
 
 import torch
@@ -21,6 +22,9 @@ def cpu_has_fast_bf16() -> bool:
 
 def resolve_device(device: str = "auto") -> torch.device:
     if device == "auto":
+        if torch.version.cuda is None and Path("/dev/nvidiactl").exists():
+            print(f"note: this machine has an NVIDIA GPU, but torch {torch.__version__} is a CPU "
+                  "build: running on the CPU (README, 'GPUs': TORCH_SPEC)", file=sys.stderr)  # fmt: skip
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
 
@@ -34,7 +38,8 @@ def resolve_precision(precision: str, device: torch.device) -> str:
             raise ValueError("fp16 autocast is for GPUs; use bf16 or fp32 on CPU")
         return precision
     if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        # native bf16 only (Ampere+): pre-Ampere cards emulate it, slower than their fp16
+        return "bf16" if torch.cuda.is_bf16_supported(including_emulation=False) else "fp16"
     return "bf16" if cpu_has_fast_bf16() else "fp32"
 
 

@@ -39,8 +39,8 @@ from models.mmer import MMERModel
 from models.objectives import active_losses
 from models.text_encoder import read_info as read_text_encoder_info
 from utils.batch import Batch
-from utils.data import MMERDataset, build_loader, set_epoch
-from utils.distributed import DistContext, any_true, barrier, gather_predictions
+from utils.data import MMERDataset, build_loader, loader_settings, set_epoch
+from utils.distributed import DistContext, all_max, barrier, gather_predictions
 from utils.errors import MMERError
 from utils.evaluation import Predictions, predict
 from utils.experiment import Experiment, TrainConfig
@@ -207,16 +207,18 @@ class FoldTrainer:
         elif t.selection == "heldout":
             self.select_set = self.test_set
         shard = dict(num_replicas=ctx.world_size, rank=ctx.rank, pad_quantum=d.pad_quantum)
+        per_node = torch.cuda.device_count() if device.type == "cuda" else 1
+        feed = loader_settings(device, t.num_workers, min(per_node, ctx.world_size))
         self.train_loader = build_loader(
             self.train_set,
             t.batch_size,
             bucket=d.bucket,
             seed=t.seed,
-            num_workers=t.num_workers,
+            **feed,
             **shard,
         )
         self.eval_loaders = {
-            name: build_loader(ds, t.eval_batch_size, num_workers=t.num_workers, **shard)
+            name: build_loader(ds, t.eval_batch_size, **feed, **shard)
             for name, ds in (("select", self.select_set), ("test", self.test_set))
             if ds is not None
         }
@@ -344,7 +346,10 @@ class FoldTrainer:
         )
         n_batches = len(self.train_loader.batch_sampler)
         self.ddp.train()
-        window_bad = False
+        # Per micro-batch of the current accumulation window, on the device: (non-finite flag,
+        # loss parts...) in float64 (exact for float32 parts). Read back once per window.
+        window: list[torch.Tensor] = []
+        keys: list[str] = []
         bar = tqdm(
             total=n_batches, initial=s.batches_done, desc=f"fold {self.fold} epoch {s.epoch + 1}/{t.epochs}",
             disable=not self.ctx.is_main, dynamic_ncols=True, leave=False,
@@ -361,48 +366,72 @@ class FoldTrainer:
             with sync:
                 with autocast(self.device, self.precision):
                     objectives = self.ddp(batch.to(self.device))
-                bad = any_true(not torch.isfinite(objectives.loss).item(), self.ctx)
                 self.scaler.scale(objectives.loss / t.accum_iter).backward()
-            if bad:
-                window_bad = True
-                s.bad_steps += 1
-                _log(self.ctx, f"fold {self.fold}: non-finite loss at epoch {s.epoch + 1} batch {i + 1} "
-                     f"({s.bad_steps} so far); its accumulation window is skipped")  # fmt: skip
-                if s.bad_steps > t.max_bad_steps:
-                    raise TrainingError(
-                        f"more than {t.max_bad_steps} non-finite losses; check the data (NaN in "
-                        "embeddings or audio?) or lower the learning rate"
-                    )
-            else:
-                for k, v in objectives.parts().items():
-                    s.running[k] = s.running.get(k, 0.0) + v
-                s.running_count += 1
+            parts = objectives.parts()
+            keys = list(parts)
+            bad = ~torch.isfinite(parts["loss"])
+            window.append(torch.stack([bad.double(), *(v.double() for v in parts.values())]))
             s.batches_done += 1
-            if step_now:
-                if not window_bad:
-                    lr = scheduled_lr(t, s.optimizer_steps, total_steps)
-                    for group in self.optimizer.param_groups:
-                        group["lr"] = lr
-                    self.scaler.step(self.optimizer)
-                    self.scaler.update()
-                    s.optimizer_steps += 1
-                self.optimizer.zero_grad(set_to_none=True)
-                window_bad = False
-                if (
-                    t.save_every_steps
-                    and s.optimizer_steps % t.save_every_steps == 0
-                    and s.batches_done < n_batches
-                ):
-                    self.save_state()
-                if self._stop_requested:
-                    self.save_state()
-                    raise Interrupted(
-                        f"stopped at epoch {s.epoch + 1}, batch {s.batches_done}; state saved"
-                    )
             bar.update(1)
+            if not step_now:
+                continue
+            stop, window_bad = self._close_window(window, keys, s.batches_done - len(window))
+            window = []
+            if not window_bad:
+                lr = scheduled_lr(t, s.optimizer_steps, total_steps)
+                for group in self.optimizer.param_groups:
+                    group["lr"] = lr
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+                s.optimizer_steps += 1
+            self.optimizer.zero_grad(set_to_none=True)
+            if (
+                t.save_every_steps
+                and s.optimizer_steps % t.save_every_steps == 0
+                and s.batches_done < n_batches
+            ):
+                self.save_state()
+            if stop:
+                self.save_state()
+                raise Interrupted(
+                    f"stopped at epoch {s.epoch + 1}, batch {s.batches_done}; state saved"
+                )
             bar.set_postfix({k: f"{v / max(1, s.running_count):.3f}" for k, v in s.running.items()})
         bar.close()
         return {k: v / max(1, s.running_count) for k, v in s.running.items()}
+
+    def _close_window(
+        self, window: list[torch.Tensor], keys: list[str], first: int
+    ) -> tuple[bool, bool]:
+        """End of an accumulation window: the one host sync and the one collective of a step.
+
+        The ranks agree (one all-reduce of max) on which micro-batches had a non-finite loss
+        anywhere and on whether any rank was asked to stop, so they all skip or take the same
+        step and stop at the same one. Finite micro-batches' parts join the running sums.
+        Returns (stop, window_bad). `first` is the window's first batch index.
+        """
+        t, s = self.exp.train, self.state
+        records = torch.stack(window)  # (micro-batches, 1 + parts)
+        stop = torch.tensor([float(self._stop_requested)]).to(self.device, non_blocking=True)
+        flags = all_max(torch.cat([records[:, 0], stop]), self.ctx)
+        host = torch.cat([flags, records[:, 1:].flatten()]).tolist()
+        n = len(window)
+        bad, stop_agreed, values = host[:n], host[n] > 0, host[n + 1 :]
+        for j in range(n):
+            if bad[j] > 0:
+                s.bad_steps += 1
+                _log(self.ctx, f"fold {self.fold}: non-finite loss at epoch {s.epoch + 1} batch "
+                     f"{first + j + 1} ({s.bad_steps} so far); its accumulation window is skipped")  # fmt: skip
+                continue
+            for k, v in zip(keys, values[j * len(keys) : (j + 1) * len(keys)], strict=True):
+                s.running[k] = s.running.get(k, 0.0) + v
+            s.running_count += 1
+        if s.bad_steps > t.max_bad_steps:
+            raise TrainingError(
+                f"more than {t.max_bad_steps} non-finite losses; check the data (NaN in "
+                "embeddings or audio?) or lower the learning rate"
+            )
+        return stop_agreed, any(b > 0 for b in bad)
 
     def evaluate(self, which: str) -> Predictions:
         preds = predict(self.model, self.eval_loaders[which], self.device, self.precision)
