@@ -33,6 +33,7 @@ from data_prep.espeak import (  # noqa: E402
     Request,
     SynthesizerUnavailable,
     synthesize_many,
+    trim_trailing_silence,
 )
 from utils import audio as audio_io  # noqa: E402
 from utils.manifest import read_manifest  # noqa: E402
@@ -107,6 +108,7 @@ class EspeakEngine:
     def synthesize(self, jobs: list[TTSJob], workers: int) -> Iterator[Path]:
         speech = synthesize_many(self.espeak, [self.request(j) for j in jobs], workers)
         for job, samples in zip(jobs, speech, strict=True):
+            samples = trim_trailing_silence(samples, self.espeak.sample_rate)
             wave = samples.astype(np.float32) / 32768.0
             _write(job.out, _resample(wave, self.espeak.sample_rate))
             yield job.out
