@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from data_prep import augment_audio, make_demo_corpus, prepare_iemocap
+from data_prep import augment_audio, espeak, make_demo_corpus, prepare_iemocap
 from data_prep.augment_audio import EspeakEngine
 from data_prep.espeak import Espeak, Prosody, Request, UnknownVoice
 from tests.fixtures import rows, write_csv
@@ -19,7 +19,7 @@ def _digest(root):
     return h.hexdigest()
 
 
-def test_demo_corpus_is_iemocap_shaped_balanced_and_deterministic(tmp_path):
+def test_demo_corpus_is_iemocap_shaped_balanced_and_deterministic(tmp_path, monkeypatch):
     root = tmp_path / "a" / "IEMOCAP_full_release"
     args = ["--out", str(root), "--utterances_per_speaker", "8", "--seed", "1"]
     make_demo_corpus.main(args)
@@ -38,7 +38,9 @@ def test_demo_corpus_is_iemocap_shaped_balanced_and_deterministic(tmp_path):
     counts = pd.crosstab(speaker, df["Label"].replace({"exc": "hap"}))
     assert (counts.values == 2).all()  # 8 per speaker, two per class
     other = tmp_path / "b" / "IEMOCAP_full_release"
-    # in two processes, and after other speech: every utterance starts from a fresh library
+    # in two worker processes, which speak other utterances before each of theirs: every
+    # utterance starts from a freshly loaded library
+    monkeypatch.setattr(espeak, "MIN_PER_WORKER", 8)
     make_demo_corpus.main([*args[:1], str(other), *args[2:], "--jobs", "2"])
     assert _digest(root) == _digest(other)
 
