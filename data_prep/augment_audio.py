@@ -4,7 +4,8 @@
 
 Writes `<out_dir>/<voice>_<FileName>.wav` (16 kHz mono), the authors' naming: the loader takes
 the part from the last `Ses` as the original utterance. Engines (registry `ENGINES`):
-`espeak` (espeak-ng, offline; a voice, rate and pitch drawn per utterance from the seed) and
+`espeak` (libespeak-ng from the pinned wheel espeakng-loader, offline: data_prep/espeak.py; a
+voice, rate and pitch drawn per utterance from the seed) and
 `yourtts` (Coqui TTS zero-shot YourTTS, used when the `TTS` package is installed; the speaker
 reference is another utterance's wav). Existing files are kept; the run is deterministic.
 """
@@ -14,36 +15,55 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import shutil
-import subprocess
 import sys
-import tempfile
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 import soundfile as sf
+import soxr
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from data_prep.espeak import (  # noqa: E402
+    Espeak,
+    Prosody,
+    Request,
+    SynthesizerUnavailable,
+    synthesize_many,
+    trim_trailing_silence,
+)
 from utils import audio as audio_io  # noqa: E402
 from utils.manifest import read_manifest  # noqa: E402
 
 
+@dataclass
+class TTSJob:
+    """One file to write: `text` in `voice`, prosody drawn from `rng`."""
+
+    text: str
+    voice: str
+    out: Path
+    rng: np.random.Generator
+    reference_wav: Path | None = None  # a recording of the target speaker (yourtts)
+
+
 class TTSEngine(Protocol):
-    """A text-to-speech backend: `synthesize` writes 16 kHz mono speech of `text` to `out`."""
+    """A text-to-speech backend: writes 16 kHz mono speech of each job's text to `job.out`."""
 
     def voices(self) -> list[str]: ...
 
-    def synthesize(
-        self,
-        text: str,
-        voice: str,
-        out: Path,
-        rng: np.random.Generator,
-        reference_wav: Path | None = None,
-    ) -> None: ...
+    def synthesize(self, jobs: list[TTSJob], workers: int) -> Iterator[Path]:
+        """Write every job's file (in order), yielding each path once written."""
+        ...
+
+
+def _write(out: Path, wave: np.ndarray) -> None:
+    tmp = out.with_suffix(".tmp.wav")
+    sf.write(tmp, wave, audio_io.SAMPLE_RATE, subtype="PCM_16")
+    tmp.replace(out)
 
 
 def voice_tag(voice: str) -> str:
@@ -52,9 +72,10 @@ def voice_tag(voice: str) -> str:
 
 
 class EspeakEngine:
-    """espeak-ng with varied voices and prosody (offline, fast)."""
+    """eSpeak NG (libespeak-ng) with varied voices and prosody: offline, ~7 ms an utterance."""
 
-    # "en", not "en-gb": espeak-ng ignores the variant of "en-gb+<variant>" (one voice for all)
+    # "en", not "en-gb": "en-gb" is a language, not a voice (the espeak-ng program used one male
+    # voice for every "en-gb+<variant>"; data_prep/espeak.py refuses it)
     BASES = ("en-us", "en", "en-gb-scotland", "en-029", "en-gb-x-rp", "en-us-nyc")
     VARIANTS = (
         "m1",
@@ -74,33 +95,23 @@ class EspeakEngine:
     )
 
     def __init__(self) -> None:
-        if shutil.which("espeak-ng") is None:
-            raise RuntimeError(
-                "espeak-ng is not installed (Debian/Ubuntu: apt-get install espeak-ng)"
-            )
+        self.espeak = Espeak()  # SynthesizerUnavailable says what to install
 
     def voices(self) -> list[str]:
         return [f"{b}+{v}" for b in self.BASES for v in self.VARIANTS]
 
-    def synthesize(self, text, voice, out, rng, reference_wav=None) -> None:
-        rate, pitch = int(rng.integers(140, 200)), int(rng.integers(25, 75))
-        with tempfile.TemporaryDirectory() as tmp:
-            raw = os.path.join(tmp, "raw.wav")
-            cmd = [
-                "espeak-ng",
-                "-v",
-                voice,
-                "-s",
-                str(rate),
-                "-p",
-                str(pitch),
-                "-w",
-                raw,
-                text or ".",
-            ]
-            subprocess.run(cmd, check=True, capture_output=True)
-            wave = audio_io.load(raw)
-        sf.write(out, wave, audio_io.SAMPLE_RATE, subtype="PCM_16")
+    @staticmethod
+    def request(job: TTSJob) -> Request:
+        rate, pitch = int(job.rng.integers(140, 200)), int(job.rng.integers(25, 75))
+        return Request(job.text, job.voice, Prosody(rate=rate, pitch=pitch))
+
+    def synthesize(self, jobs: list[TTSJob], workers: int) -> Iterator[Path]:
+        speech = synthesize_many(self.espeak, [self.request(j) for j in jobs], workers)
+        for job, samples in zip(jobs, speech, strict=True):
+            samples = trim_trailing_silence(samples, self.espeak.sample_rate)
+            wave = samples.astype(np.float32) / 32768.0
+            _write(job.out, _resample(wave, self.espeak.sample_rate))
+            yield job.out
 
 
 class YourTTSEngine:
@@ -120,20 +131,23 @@ class YourTTSEngine:
     def voices(self) -> list[str]:
         return ["yourtts"]
 
-    def synthesize(self, text, voice, out, rng, reference_wav=None) -> None:
-        if reference_wav is None:
-            raise ValueError("YourTTS needs a reference wav of the target speaker")
-        wave = np.asarray(
-            self.tts.tts(text=text, speaker_wav=str(reference_wav), language="en"), dtype=np.float32
-        )
-        rate = self.tts.synthesizer.output_sample_rate
-        sf.write(out, wave if rate == 16000 else _resample(wave, rate), 16000, subtype="PCM_16")
+    def synthesize(self, jobs: list[TTSJob], workers: int) -> Iterator[Path]:
+        for job in jobs:  # one model: no parallel workers
+            if job.reference_wav is None:
+                raise ValueError("YourTTS needs a reference wav of the target speaker")
+            wave = np.asarray(
+                self.tts.tts(text=job.text, speaker_wav=str(job.reference_wav), language="en"),
+                dtype=np.float32,
+            )
+            _write(job.out, _resample(wave, self.tts.synthesizer.output_sample_rate))
+            yield job.out
 
 
 def _resample(wave: np.ndarray, rate: int) -> np.ndarray:
-    import soxr
-
-    return soxr.resample(wave, rate, audio_io.SAMPLE_RATE).astype(np.float32)
+    """float32 at `rate` -> float32 at 16 kHz (soxr HQ, as utils.audio.load)."""
+    if rate == audio_io.SAMPLE_RATE:
+        return wave
+    return soxr.resample(wave, rate, audio_io.SAMPLE_RATE, quality="HQ").astype(np.float32)
 
 
 ENGINES = {"espeak": EspeakEngine, "yourtts": YourTTSEngine}
@@ -152,12 +166,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--column", default="AugmentedText", help="text to speak")
     parser.add_argument("--variants", type=int, default=1, help="voices per utterance")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="synthesis processes (espeak; used from 500 utterances per process on)",
+    )
     args = parser.parse_args(argv)
 
     df = read_manifest(args.csv)
     try:
         engine = ENGINES[args.engine]()
+    except SynthesizerUnavailable as exc:
+        print(f"augment_audio.py: cannot speak the paraphrases: {exc}", file=sys.stderr)
+        return 2
     except RuntimeError as exc:
         parser.error(str(exc))
     voices = engine.voices()
@@ -173,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
             out = out_dir / f"{voice_tag(voice)}_{name}.wav"
             if not out.is_file():
                 jobs.append(
-                    (
+                    TTSJob(
                         text,
                         voice,
                         out,
@@ -181,16 +203,9 @@ def main(argv: list[str] | None = None) -> int:
                         Path(args.wav_dir) / f"{other}.wav",
                     )
                 )
-
-    def run(job):
-        text, voice, out, rng, ref = job
-        tmp = out.with_suffix(".tmp.wav")
-        engine.synthesize(text, voice, tmp, rng, ref)
-        tmp.replace(out)
-
-    workers = args.jobs if args.engine == "espeak" else 1
-    with ThreadPoolExecutor(max(1, workers)) as pool:
-        list(tqdm(pool.map(run, jobs), total=len(jobs), desc=f"tts ({args.engine})"))
+    written = engine.synthesize(jobs, args.jobs)
+    for _ in tqdm(written, total=len(jobs), desc=f"tts ({args.engine})"):
+        pass
     total = len(list(out_dir.glob("*.wav")))
     print(
         f"wrote {len(jobs)} new file(s); {total} augmented wav(s) in {out_dir} for {len(df)} utterances"

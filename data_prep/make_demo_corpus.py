@@ -3,14 +3,16 @@
     python data_prep/make_demo_corpus.py --out data/demo/IEMOCAP_full_release
 
 5 sessions x 2 speakers (F, M); per session improvised (`Ses01F_impro01`) and scripted
-(`Ses01F_script01_1`) dialogs, each spoken by its own espeak-ng voice per speaker (40 distinct
+(`Ses01F_script01_1`) dialogs, each spoken by its own eSpeak NG voice per speaker (40 distinct
 voices: 8 accents x 5 female variants, none shared between dialogs); EmoEvaluation
 and transcription files in the real formats (header, annotator lines, some CRLF), a few `exc`
 rows (class happy) and `xxx` rows (dropped by preparation). Emotion sets the prosody: pitch
 level, pitch range, speaking rate (loudness too, but per-utterance normalisation removes it).
 Transcripts carry an emotion phrase only about half of the time; word count is independent of
-the class. Without espeak-ng a numpy source-filter synthesizer is used. The output is
-byte-identical for a given seed and engine; re-running with the same arguments does nothing.
+the class. Speech comes from libespeak-ng of the pinned wheel espeakng-loader
+(data_prep/espeak.py); without it the script stops and says what to install. The output is
+byte-identical for a given seed and library version; re-running with the same arguments does
+nothing.
 """
 
 from __future__ import annotations
@@ -19,29 +21,33 @@ import argparse
 import io
 import json
 import math
-import os
 import shutil
-import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 import soxr
-from scipy.signal import lfilter
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from data_prep.demo_text import make_sentence  # noqa: E402
+from data_prep.espeak import (  # noqa: E402
+    Espeak,
+    Prosody,
+    Request,
+    SynthesizerUnavailable,
+    synthesize_many,
+    trim_trailing_silence,
+)
 
 SAMPLE_RATE = 16000
 CLASSES = ("hap", "ang", "neu", "sad")
-# espeak-ng settings per class: pitch (-p, 0-99), SSML pitch range, rate (-s, words/min), amplitude.
+# eSpeak NG settings per class: pitch (0-99), SSML pitch range, rate (words/min), amplitude
+# (the espeak-ng program's -p, -s, -a; data_prep/espeak.py passes them to espeak_SetParameter).
 # Adjacent classes are ~5 semitones and ~1.3x in rate apart, more than the voices differ.
 ESPEAK_PROSODY = {
     "sad": {"pitch": 10, "range": "x-low", "rate": 115, "amp": 60},
@@ -49,16 +55,9 @@ ESPEAK_PROSODY = {
     "hap": {"pitch": 90, "range": "x-high", "rate": 205, "amp": 130},
     "ang": {"pitch": 60, "range": "high", "rate": 270, "amp": 170},
 }
-# numpy fallback: F0 factor, pitch range (semitones), syllables/s
-NUMPY_PROSODY = {
-    "sad": (0.80, 1.0, 2.8),
-    "neu": (1.00, 3.0, 4.0),
-    "hap": (1.35, 6.5, 4.8),
-    "ang": (1.15, 9.0, 6.0),
-}
-# Accents (espeak-ng language voices). Not "en-gb": espeak-ng resolves "en-gb+<variant>" to one
-# male voice whatever the variant, which would give a "female" speaker a male voice and several
-# dialogs the very same voice. "en" is the British voice that honours the variant.
+# Accents (eSpeak NG voices). Not "en-gb": that is a language, not a voice name (the espeak-ng
+# program resolved "en-gb+<variant>" to one male voice whatever the variant; data_prep/espeak.py
+# refuses it). "en" is the British voice that honours the variant.
 BASES = (
     "en-us",
     "en",
@@ -82,10 +81,9 @@ EXC_SHARE = 0.3  # share of happy rows labelled `exc`
 
 @dataclass
 class Voice:
-    name: str  # espeak-ng voice spec, e.g. en-us+f3
+    name: str  # eSpeak NG voice spec, e.g. en-us+f3
     pitch_offset: int  # added to the class pitch (-p units)
     rate_factor: float  # multiplies the class rate
-    f0: float  # numpy fallback base F0 in Hz
 
 
 @dataclass
@@ -99,10 +97,6 @@ class Utterance:
     seed: int
     start: float = 0.0
     end: float = 0.0
-
-
-def espeak_available() -> bool:
-    return shutil.which("espeak-ng") is not None
 
 
 def plan_corpus(utterances_per_speaker: int, seed: int) -> list[Utterance]:
@@ -121,8 +115,10 @@ def plan_corpus(utterances_per_speaker: int, seed: int) -> list[Utterance]:
                     name=pool.pop(),
                     pitch_offset=int(rng.integers(-3, 4)),
                     rate_factor=float(rng.uniform(0.95, 1.05)),
-                    f0=float(rng.uniform(180, 230)),  # one register for all, as with espeak-ng
                 )
+                # drawn for the numpy synthesizer of versions <= 6; still drawn, so that the
+                # plan (voices, labels, sentences) stays that of version 6
+                rng.uniform(180, 230)
         dialogs = [f"Ses0{session}{dg}_{dn}" for dg, dn in DIALOGS]
         per_dialog: dict[str, list[tuple[str, str]]] = {d: [] for d in dialogs}
         for g in ("F", "M"):
@@ -164,79 +160,20 @@ def _class_of(label: str, rng: np.random.Generator) -> str:
     return label if label in CLASSES else str(rng.choice(CLASSES))
 
 
-def synth_espeak(u: Utterance) -> np.ndarray:
-    """espeak-ng at the class prosody with speaker and utterance jitter -> float32 16 kHz."""
+def espeak_request(u: Utterance) -> Request:
+    """The class prosody with speaker and utterance jitter, as a libespeak-ng request."""
     rng = np.random.default_rng(u.seed)
     p = ESPEAK_PROSODY[_class_of(u.label, rng)]
     pitch = int(np.clip(p["pitch"] + u.voice.pitch_offset + rng.integers(-4, 5), 0, 99))
     rate = int(p["rate"] * u.voice.rate_factor * rng.uniform(0.95, 1.05))
-    ssml = f'<speak><prosody range="{p["range"]}">{u.text}</prosody></speak>'
-    with tempfile.TemporaryDirectory() as tmp:
-        out = os.path.join(tmp, "out.wav")
-        cmd = [
-            "espeak-ng",
-            "-m",
-            "-v",
-            u.voice.name,
-            "-s",
-            str(rate),
-            "-p",
-            str(pitch),
-            "-a",
-            str(p["amp"]),
-            "-w",
-            out,
-            ssml,
-        ]
-        subprocess.run(cmd, check=True, capture_output=True)
-        wave, rate_hz = sf.read(out, dtype="float32")
-    if wave.ndim > 1:
-        wave = wave.mean(axis=1)
-    return soxr.resample(wave, rate_hz, SAMPLE_RATE).astype(np.float32)
+    prosody = Prosody(rate=rate, volume=p["amp"], pitch=pitch)
+    return Request(u.text, u.voice.name, prosody, ssml_range=p["range"])
 
 
-_FORMANTS = (
-    (730, 1090, 2440),
-    (270, 2290, 3010),
-    (530, 1840, 2480),
-    (570, 840, 2410),
-    (300, 870, 2240),
-    (660, 1720, 2410),
-)
-
-
-def synth_numpy(u: Utterance) -> np.ndarray:
-    """Source-filter fallback: a glottal pulse train with an F0 contour through vowel formants."""
-    rng = np.random.default_rng(u.seed)
-    factor, range_st, sps = NUMPY_PROSODY[_class_of(u.label, rng)]
-    syllables = max(
-        2, sum(max(1, sum(ch in "aeiouy" for ch in w.lower()) // 2 + 1) for w in u.text.split())
-    )
-    sps *= u.voice.rate_factor * rng.uniform(0.95, 1.05)
-    f0 = u.voice.f0 * factor * 2 ** (rng.uniform(-1, 1) / 12)
-    pieces = [np.zeros(int(0.15 * SAMPLE_RATE), np.float32)]
-    for s in range(syllables):
-        n = int(SAMPLE_RATE / sps * rng.uniform(0.8, 1.2))
-        t = np.arange(n) / SAMPLE_RATE
-        pos = s / max(1, syllables - 1)
-        contour = f0 * 2 ** (
-            (range_st * np.sin(2 * np.pi * (pos * 1.7 + t * sps / 2)) - 2 * pos) / 12
-        )
-        phase = np.cumsum(contour / SAMPLE_RATE)
-        source = (phase % 1.0) - 0.5  # sawtooth glottal source
-        vowel = np.zeros(n)
-        for fc, bw in zip(
-            _FORMANTS[int(rng.integers(len(_FORMANTS)))], (80, 100, 120), strict=True
-        ):
-            r = np.exp(-np.pi * bw / SAMPLE_RATE)
-            a = [1, -2 * r * np.cos(2 * np.pi * fc / SAMPLE_RATE), r * r]
-            vowel += lfilter([1 - r], a, source)
-        env = np.minimum(1, np.minimum(t, t[::-1]) / 0.02)
-        burst = rng.standard_normal(int(0.03 * SAMPLE_RATE)) * 0.05  # a consonant
-        pieces += [burst.astype(np.float32), (vowel * env).astype(np.float32)]
-    pieces.append(np.zeros(int(0.15 * SAMPLE_RATE), np.float32))
-    wave = np.concatenate(pieces)
-    return (0.3 * wave / (np.abs(wave).max() + 1e-9)).astype(np.float32)
+def to_16k(samples: np.ndarray, rate: int) -> np.ndarray:
+    """int16 at the synthesizer's rate -> float32 at 16 kHz."""
+    wave = samples.astype(np.float32) / 32768.0
+    return soxr.resample(wave, rate, SAMPLE_RATE).astype(np.float32)
 
 
 def _vad(label: str, rng: np.random.Generator) -> str:
@@ -298,26 +235,29 @@ def main(argv: list[str] | None = None) -> int:
         help="4-class utterances per speaker (10 speakers)",
     )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--engine", choices=("auto", "espeak", "numpy"), default="auto")
     parser.add_argument(
-        "--jobs", type=int, default=os.cpu_count() or 1, help="parallel synthesis threads"
+        "--jobs",
+        type=int,
+        default=1,
+        help="synthesis processes (one process speaks the 400 demo utterances in ~3 s)",
     )
     parser.add_argument("--force", action="store_true", help="regenerate even if the corpus exists")
     args = parser.parse_args(argv)
 
-    engine = args.engine
-    if engine == "auto":
-        engine = "espeak" if espeak_available() else "numpy"
-        if engine == "numpy":
-            print("note: espeak-ng not found; using the built-in numpy source-filter synthesizer")
-    elif engine == "espeak" and not espeak_available():
-        parser.error("--engine espeak: espeak-ng is not installed (apt-get install espeak-ng)")
+    try:
+        espeak = Espeak()
+    except SynthesizerUnavailable as exc:
+        print(f"make_demo_corpus.py: cannot make the demo corpus: {exc}", file=sys.stderr)
+        return 2
     root = Path(args.out)
+    # version 7: libespeak-ng through ctypes (1.52 from the wheel) instead of the espeak-ng
+    # program of the system (1.51 on Debian 12), trailing pause trimmed to 0.1 s; the plan is
+    # that of version 6
     stamp = {
         "utterances_per_speaker": args.utterances_per_speaker,
         "seed": args.seed,
-        "engine": engine,
-        "version": 6,
+        "engine": f"libespeak-ng {espeak.version}",
+        "version": 7,
     }
     stamp_file = root / "demo_corpus.json"
     if not args.force and stamp_file.is_file() and json.loads(stamp_file.read_text()) == stamp:
@@ -328,13 +268,12 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.time()
     utts = plan_corpus(args.utterances_per_speaker, args.seed)
-    synth = synth_espeak if engine == "espeak" else synth_numpy
+    speech = synthesize_many(espeak, [espeak_request(u) for u in utts], args.jobs)
     waves: dict[str, np.ndarray] = {}
-    with ThreadPoolExecutor(max(1, args.jobs)) as pool:
-        for u, wave in tqdm(
-            zip(utts, pool.map(synth, utts), strict=True), total=len(utts), desc="synthesizing"
-        ):
-            waves[u.utt] = wave
+    for u, samples in tqdm(zip(utts, speech, strict=True), total=len(utts), desc="synthesizing"):
+        waves[u.utt] = to_16k(
+            trim_trailing_silence(samples, espeak.sample_rate), espeak.sample_rate
+        )
     by_dialog: dict[str, list[Utterance]] = {}
     for u in utts:
         by_dialog.setdefault(u.dialog, []).append(u)
@@ -356,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     counts = Counter((u.session, u.label) for u in utts)
     seconds = sum(len(w) for w in waves.values()) / SAMPLE_RATE
     print(
-        f"wrote {len(utts)} utterances ({seconds / 60:.1f} min of speech, engine={engine}) to {root} in {time.time() - t0:.1f} s"
+        f"wrote {len(utts)} utterances ({seconds / 60:.1f} min of speech, {stamp['engine']}) to {root} in {time.time() - t0:.1f} s"
     )
     labels = sorted({u.label for u in utts})
     print("session " + " ".join(f"{lab:>4}" for lab in labels))

@@ -5,7 +5,7 @@
 #   make demo-ablation         # also audio-only and text-only runs, then a 3-row comparison
 #
 # Steps: corpus -> preparation -> MiniLM token embeddings -> augmentation (paraphrase +
-# espeak-ng voices) -> 5-fold leave-one-session-out training (sh run.sh) + infer.sh on fold 1
+# eSpeak NG voices) -> 5-fold leave-one-session-out training (sh run.sh) + infer.sh on fold 1
 # -> results table. Re-running skips what is done (each step is idempotent; training resumes).
 # Settings come from the environment (the defaults are the measured demo, docs/demo.md):
 #   DEMO_DATA=data/demo  DEMO_EXP=exp/demo  DEMO_CONFIG=configs/demo.yaml
@@ -52,6 +52,13 @@ if [ -f "$MADE_FROM" ] && [ "$(cat "$MADE_FROM")" != "$SETTINGS" ]; then
   exit 2
 fi
 mkdir -p "$DATA" && echo "$SETTINGS" >"$MADE_FROM"
+
+# Speech comes from libespeak-ng in the pip wheel espeakng-loader (requirements.txt): without it
+# the demo would have no corpus and no augmented speech, so stop here and say what to install.
+if ! "$PYTHON" data_prep/espeak.py; then
+  echo "demo.sh: the demo needs the eSpeak NG speech synthesizer: pip install espeakng-loader==0.2.4 (make venv installs requirements.txt)" >&2
+  exit 2
+fi
 
 header "2/7" "demo corpus: $UTTERANCES utterances per speaker, 10 speakers -> $DATA/IEMOCAP_full_release"
 "$PYTHON" data_prep/make_demo_corpus.py --out "$DATA/IEMOCAP_full_release" \
@@ -101,15 +108,11 @@ if got != want:
 print(f"{path}: sha256 {got[:8]}... ok")
 PY
 
-header "5/7" "augmentation: template paraphrases -> AugmentedText, their embeddings, espeak-ng voices"
+header "5/7" "augmentation: template paraphrases -> AugmentedText, their embeddings, eSpeak NG voices"
 "$PYTHON" data_prep/paraphrase_demo.py --csv "$CSV"
 "$PYTHON" data_prep/embed_text.py --csv "$CSV" --model "$MINILM" --out_dir "$EMB" --aug_out_dir "$EMB_AUG"
-if command -v espeak-ng >/dev/null 2>&1; then
-  "$PYTHON" data_prep/augment_audio.py --csv "$CSV" --out_dir "$WAV_AUG" --engine espeak \
-    --variants 1 --seed "$SEED"
-else
-  echo "espeak-ng not found: no augmented speech; training uses signal-level augmentation"
-fi
+"$PYTHON" data_prep/augment_audio.py --csv "$CSV" --out_dir "$WAV_AUG" --engine espeak \
+  --variants 1 --seed "$SEED"
 
 # The headline numbers run.sh passes as flags are read from the config (single source).
 eval "$("$PYTHON" - "$CONFIG" <<'PY'

@@ -1,5 +1,3 @@
-import shutil
-
 import pandas as pd
 import pytest
 import soundfile as sf
@@ -129,7 +127,6 @@ def test_candidates_and_forced_bos_multilingual(tmp_path):
         augment_text.Translator(tok, model, "eng_Latn", "xx_Latn")._forced_bos()
 
 
-@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")
 def test_espeak_tts_names_files_like_the_authors(tmp_path):
     data = rows(2, (1, 3))
     csv = write_csv(tmp_path / "m.csv", data)

@@ -114,6 +114,29 @@ def test_demo_rebuilds_data_of_an_older_corpus_and_refuses_its_runs(tiny_demo, t
     assert "[3/7]" not in run.stdout  # refused before the data are touched
 
 
+def test_demo_without_the_synthesizer_stops_and_says_what_to_install(tmp_path) -> None:
+    """No silent fallback: without libespeak-ng the demo has no speech, so it stops at once."""
+    # an espeakng_loader that points at a library that is not there, ahead of the real one
+    fake = tmp_path / "fake" / "espeakng_loader"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text(
+        "def get_library_path():\n    return '/nonexistent/libespeak-ng.so'\n\n"
+        "def get_data_path():\n    return '/nonexistent/espeak-ng-data'\n"
+    )
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "PYTHON": sys.executable,
+        "PYTHONPATH": str(fake.parent),
+        "DEMO_DATA": str(tmp_path / "data"),
+        "DEMO_EXP": str(tmp_path / "exp"),
+    }
+    run = run_demo(env)
+    assert run.returncode == 2, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "pip install espeakng-loader==0.2.4" in run.stderr
+    assert "[2/7]" not in run.stdout and not (tmp_path / "data" / "demo.csv").exists()
+
+
 @pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="bf16 on CPU needs oneDNN")
 def test_bf16_inference_of_a_trained_demo_model_agrees_with_fp32(tiny_demo) -> None:
     """infer.py's default on a bf16 CPU (bf16 weights) against fp32, on real speech: all 40

@@ -1,12 +1,14 @@
 import hashlib
-import shutil
-import subprocess
+import re
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from data_prep import make_demo_corpus, prepare_iemocap
+from data_prep import augment_audio, espeak, make_demo_corpus, prepare_iemocap
 from data_prep.augment_audio import EspeakEngine
+from data_prep.espeak import Espeak, Prosody, Request, UnknownVoice
+from tests.fixtures import rows, write_csv
 
 
 def _digest(root):
@@ -17,12 +19,9 @@ def _digest(root):
     return h.hexdigest()
 
 
-@pytest.mark.parametrize("engine", ["numpy", "espeak"])
-def test_demo_corpus_is_iemocap_shaped_balanced_and_deterministic(tmp_path, engine):
-    if engine == "espeak" and shutil.which("espeak-ng") is None:
-        pytest.skip("espeak-ng not installed")
+def test_demo_corpus_is_iemocap_shaped_balanced_and_deterministic(tmp_path, monkeypatch):
     root = tmp_path / "a" / "IEMOCAP_full_release"
-    args = ["--out", str(root), "--utterances_per_speaker", "8", "--engine", engine, "--seed", "1"]
+    args = ["--out", str(root), "--utterances_per_speaker", "8", "--seed", "1"]
     make_demo_corpus.main(args)
     assert (root / "Session5" / "dialog" / "EmoEvaluation" / "Ses05M_script02_2.txt").is_file()
     assert (
@@ -39,26 +38,86 @@ def test_demo_corpus_is_iemocap_shaped_balanced_and_deterministic(tmp_path, engi
     counts = pd.crosstab(speaker, df["Label"].replace({"exc": "hap"}))
     assert (counts.values == 2).all()  # 8 per speaker, two per class
     other = tmp_path / "b" / "IEMOCAP_full_release"
-    make_demo_corpus.main([*args[:1], str(other), *args[2:]])
+    # in two worker processes, which speak other utterances before each of theirs: every
+    # utterance starts from a freshly loaded library
+    monkeypatch.setattr(espeak, "MIN_PER_WORKER", 8)
+    make_demo_corpus.main([*args[:1], str(other), *args[2:], "--jobs", "2"])
     assert _digest(root) == _digest(other)
 
 
-def _espeak_digest(voice: str) -> str:
+def _digest_of(engine: Espeak, voice: str) -> str:
     # words that the accents pronounce differently (en-us and en-us-nyc agree on many)
     text = "I can't dance in the car park, but the water is hot."
-    wav = subprocess.run(
-        ["espeak-ng", "-v", voice, "--stdout", text], check=True, capture_output=True
-    ).stdout
-    return hashlib.sha256(wav).hexdigest()
+    return hashlib.sha256(engine.synthesize(Request(text, voice)).tobytes()).hexdigest()
 
 
-@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")
 def test_every_espeak_voice_the_demo_and_augmentation_name_is_a_distinct_voice():
-    # espeak-ng falls back silently where it ignores a voice spec ("en-gb+f3" sounds like
-    # "en-gb+m1"): a corpus would then reuse one voice across dialogs and sessions.
+    # The espeak-ng program fell back silently where it did not know a voice spec ("en-gb+f3"
+    # sounded like "en-gb+m1"): a corpus would then reuse one voice across dialogs and sessions.
+    engine = Espeak()
     demo = sorted({u.voice.name for u in make_demo_corpus.plan_corpus(4, seed=0)})
     assert len(demo) == 40  # one per dialog and speaker: 5 sessions x 4 dialogs x 2
     augment = EspeakEngine().voices()
     for voices in (demo, augment):
-        digests = {_espeak_digest(v): v for v in voices}
+        digests = {_digest_of(engine, v): v for v in voices}
         assert len(digests) == len(voices), sorted(set(voices) - set(digests.values()))
+
+
+def test_the_same_request_gives_the_same_samples_whatever_was_spoken_before():
+    # libespeak-ng keeps state between utterances (pitch-flutter phase, a clock-seeded noise
+    # generator); data_prep/espeak.py starts each utterance from a freshly loaded library
+    engine = Espeak()
+    first = _digest_of(engine, "en-us+f3")
+    engine.synthesize(Request("Something else first, and rather longer.", "en+klatt"))
+    assert _digest_of(engine, "en-us+f3") == first
+
+
+@pytest.mark.parametrize("voice", ["en-gb+f1", "en-us+nosuchvariant", "xx-nowhere"])
+def test_a_voice_the_library_does_not_know_is_an_error_naming_it(voice):
+    engine = Espeak()
+    with pytest.raises(UnknownVoice, match=re.escape(repr(voice))):
+        engine.synthesize(Request("Hello.", voice))
+
+
+def test_two_variants_of_one_voice_sound_different():
+    engine = Espeak()
+    a = engine.synthesize(Request("Hello there, how are you?", "en-us+f1"))
+    b = engine.synthesize(Request("Hello there, how are you?", "en-us+f4"))
+    assert len(a) > 10000 and len(b) > 10000
+    assert len(a) != len(b) or not np.array_equal(a, b)
+
+
+def test_prosody_reaches_the_library():
+    engine = Espeak()
+    slow = engine.synthesize(Request("We will meet tomorrow morning.", "en", Prosody(rate=100)))
+    fast = engine.synthesize(Request("We will meet tomorrow morning.", "en", Prosody(rate=300)))
+    quiet = engine.synthesize(Request("We will meet tomorrow morning.", "en", Prosody(volume=40)))
+    loud = engine.synthesize(Request("We will meet tomorrow morning.", "en", Prosody(volume=160)))
+    assert len(slow) > 1.8 * len(fast)
+    assert np.abs(loud).mean() > 2 * np.abs(quiet).mean()
+
+
+def _break_the_synthesizer(monkeypatch):
+    import espeakng_loader
+
+    monkeypatch.setattr(espeakng_loader, "get_library_path", lambda: "/nonexistent/libespeak-ng.so")
+
+
+def test_demo_corpus_without_the_synthesizer_stops_and_says_what_to_install(
+    tmp_path, monkeypatch, capsys
+):
+    _break_the_synthesizer(monkeypatch)
+    root = tmp_path / "IEMOCAP_full_release"
+    assert make_demo_corpus.main(["--out", str(root), "--utterances_per_speaker", "4"]) == 2
+    err = capsys.readouterr().err
+    assert "libespeak-ng" in err and "pip install espeakng-loader==0.2.4" in err
+    assert not root.exists()  # nothing written, no substitute speech
+
+
+def test_augment_audio_without_the_synthesizer_stops_and_says_what_to_install(
+    tmp_path, monkeypatch, capsys
+):
+    _break_the_synthesizer(monkeypatch)
+    csv = write_csv(tmp_path / "m.csv", rows(2, (1,)))
+    assert augment_audio.main(["--csv", str(csv), "--out_dir", str(tmp_path / "aug")]) == 2
+    assert "pip install espeakng-loader==0.2.4" in capsys.readouterr().err
