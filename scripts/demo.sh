@@ -126,11 +126,54 @@ PY
 )"
 EPOCHS=${EPOCHS_OVERRIDE:-$EPOCHS}
 
-train() { # train SAVE_PATH MODALITIES
-  # shellcheck disable=SC2086  # SESSIONS is a list
+run_sh() { # run_sh SAVE_PATH MODALITIES SESSION...
+  save=$1 modalities=$2
+  shift 2
   CONFIG=$CONFIG CSV=$CSV AUDIO=$WAV ROBERTA=$EMB AUDIO_AUG=$WAV_AUG ROBERTA_AUG=$EMB_AUG \
-    SAVE_PATH=$1 LAMBDA=$LAMBDA EPOCHS=$EPOCHS BATCH_SIZE=$BATCH_SIZE ACCUM=$ACCUM LR=$LR \
-    SEED=$SEED PYTHON=$PYTHON sh run.sh --modalities "$2" --sessions $SESSIONS
+    SAVE_PATH=$save LAMBDA=$LAMBDA EPOCHS=$EPOCHS BATCH_SIZE=$BATCH_SIZE ACCUM=$ACCUM LR=$LR \
+    SEED=$SEED PYTHON=$PYTHON sh run.sh --modalities "$modalities" --sessions "$@"
+}
+
+# Folds train JOBS at a time, one thread each: the demo's 64-wide model leaves a second thread
+# mostly waiting, so two one-thread folds side by side finish ~1.5x sooner than two-thread folds
+# one after another (docs/demo.md). Each job has its own directory; its finished folds are then
+# moved into SAVE_PATH, and a last run.sh over all sessions reads them back (nothing is
+# retrained) and writes the results. Re-running resumes, as run.sh does.
+JOBS=${DEMO_JOBS:-2}
+train() { # train SAVE_PATH MODALITIES
+  todo=""
+  for s in $SESSIONS; do [ -f "$1/fold$s/result.json" ] || todo="$todo $s"; done
+  j=0 pids=""
+  for s in $todo; do
+    j=$((j % JOBS + 1))
+    eval "group$j=\"\${group$j:-} $s\""
+  done
+  for j in $(seq 1 "$JOBS"); do
+    eval "group=\${group$j:-}"
+    [ -n "$group" ] || continue
+    echo "  job $j: sessions$group, one thread (log: $1.job$j.log)"
+    # shellcheck disable=SC2086  # a list of sessions
+    OMP_NUM_THREADS=1 run_sh "$1/.job$j" "$2" $group >"$1.job$j.log" 2>&1 &
+    pids="$pids $!"
+    unset "group$j"
+  done
+  failed=0
+  for pid in $pids; do wait "$pid" || failed=1; done
+  for j in $(seq 1 "$JOBS"); do
+    if [ "$failed" = 1 ] && [ -f "$1.job$j.log" ]; then tail -n 20 "$1.job$j.log" >&2; fi
+    for fold in "$1/.job$j"/fold*; do
+      [ -f "$fold/result.json" ] || continue
+      mkdir -p "$1/tb" && rm -rf "$1/${fold##*/}" && mv "$fold" "$1/"
+      if [ -d "$1/.job$j/tb/${fold##*/}" ]; then rm -rf "$1/tb/${fold##*/}" && mv "$1/.job$j/tb/${fold##*/}" "$1/tb/"; fi
+    done
+  done
+  if [ "$failed" = 1 ]; then
+    echo "demo.sh: training failed (logs: $1.job*.log); re-run to resume" >&2
+    exit 1
+  fi
+  rm -rf "$1"/.job* "$1".job*.log
+  # shellcheck disable=SC2086  # SESSIONS is a list
+  run_sh "$1" "$2" $SESSIONS
 }
 
 header "6/7" "training: leave-one-session-out, sessions $SESSIONS, $EPOCHS epochs -> $EXP"
