@@ -33,13 +33,13 @@ import numpy as np
 
 from inference.predictor import Prediction, Predictor, Request
 from models.checkpoint import CheckpointError, is_native_checkpoint
-from utils.corpus import CORPORA
-from utils.data import MMERDataset, build_loader
+from training.corpus import CORPORA
+from training.data import MMERDataset, build_loader
+from training.evaluation import Predictions
+from training.experiment import Experiment, load_experiment
+from training.manifest import DataError, format_skipped, read_manifest, select_groups
 from utils.errors import MMERError
-from utils.evaluation import Predictions
-from utils.experiment import Experiment, load_experiment
 from utils.io import write_json_atomic, write_text_atomic
-from utils.manifest import DataError, format_skipped, read_manifest, select_groups
 from utils.precision import PRECISIONS
 from utils.reporting import write_predictions_csv
 

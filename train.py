@@ -23,12 +23,12 @@ from typing import Any
 import yaml
 
 from models.config import ConfigError
-from utils.corpus import CORPORA
+from training.corpus import CORPORA
+from training.experiment import SELECTIONS, load_experiment
+from training.trainer import Interrupted, TrainingError, merge_runs, run_loso
 from utils.distributed import init_distributed, shutdown
 from utils.errors import MMERError
-from utils.experiment import SELECTIONS, load_experiment
 from utils.precision import PRECISIONS
-from utils.training import Interrupted, TrainingError, merge_runs, run_loso
 
 # flag -> (section, key); the reference's spellings are aliases of the same flag
 FLAG_TARGETS = {

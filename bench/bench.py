@@ -38,7 +38,7 @@ from bench.flops import batch_flops, peak_flops  # noqa: E402
 from models.audio_encoder import load_encoder_config  # noqa: E402
 from models.config import MMERConfig  # noqa: E402
 from models.mmer import MMERModel  # noqa: E402
-from utils.evaluation import to_inference_precision  # noqa: E402
+from training.evaluation import to_inference_precision  # noqa: E402
 from utils.precision import autocast, resolve_device, resolve_precision  # noqa: E402
 
 EPOCH_UTTERANCES = 5531  # IEMOCAP-4: the pool the sampler batches (and padding is measured on)

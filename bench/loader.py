@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from utils.data import MMERDataset, build_loader, set_epoch  # noqa: E402
+from training.data import MMERDataset, build_loader, set_epoch  # noqa: E402
 
 
 def measure(

@@ -1,7 +1,7 @@
 """The benchmark's synthetic workload: IEMOCAP-like utterance lengths, batching, batches.
 
 No files are read: waveforms and text embeddings are random (speed does not depend on
-their values). Batches come from the training sampler (`utils.data.LengthBucketSampler`);
+their values). Batches come from the training sampler (`training.data.LengthBucketSampler`);
 `padded_width` is `collate`'s rule (pad up to a multiple of `pad_quantum` samples).
 """
 
@@ -12,8 +12,8 @@ import math
 import numpy as np
 import torch
 
-from utils.batch import Batch, View
-from utils.data import LengthBucketSampler
+from models.batch import Batch, View
+from training.data import LengthBucketSampler
 
 SAMPLE_RATE = 16000  # Hz
 MAX_SAMPLES = 210000  # the authors' crop

@@ -35,8 +35,8 @@ from data_prep.espeak import (  # noqa: E402
     synthesize_many,
     trim_trailing_silence,
 )
+from training.manifest import read_manifest  # noqa: E402
 from utils import audio as audio_io  # noqa: E402
-from utils.manifest import read_manifest  # noqa: E402
 
 
 @dataclass

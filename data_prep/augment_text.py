@@ -24,7 +24,7 @@ import torch
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from utils.manifest import REQUIRED_COLUMNS, DataError  # noqa: E402
+from training.manifest import REQUIRED_COLUMNS, DataError  # noqa: E402
 
 
 class Translator:

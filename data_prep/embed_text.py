@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from models.text_encoder import TextEncoder, TextEncoderError, read_info, write_info  # noqa: E402
-from utils.manifest import read_manifest  # noqa: E402
+from training.manifest import read_manifest  # noqa: E402
 
 
 def embed_column(df, column: str, out_dir: Path, encoder: TextEncoder, args) -> tuple[int, int]:

@@ -19,7 +19,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from data_prep.demo_text import paraphrase  # noqa: E402
-from utils.manifest import REQUIRED_COLUMNS, DataError  # noqa: E402
+from training.manifest import REQUIRED_COLUMNS, DataError  # noqa: E402
 
 
 def fill_paraphrases(csv: Path, overwrite: bool = False) -> tuple[int, int]:

@@ -26,9 +26,9 @@ import pandas as pd
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from models.vocab import clean_ctc_text  # noqa: E402
+from training.manifest import LABEL_TO_ID, REQUIRED_COLUMNS, DataError  # noqa: E402
 from utils import audio as audio_io  # noqa: E402
-from utils.manifest import LABEL_TO_ID, REQUIRED_COLUMNS, DataError  # noqa: E402
-from utils.vocab import clean_ctc_text  # noqa: E402
 
 KEEP = tuple(LABEL_TO_ID)  # hap, exc, ang, neu, sad
 EXPECTED_PER_SESSION = {1: 1085, 2: 1023, 3: 1151, 4: 1031, 5: 1241}  # 5531 in all

@@ -25,10 +25,10 @@ import pandas as pd
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from models.vocab import clean_ctc_text  # noqa: E402
+from training.manifest import REQUIRED_COLUMNS, DataError  # noqa: E402
 from utils import audio as audio_io  # noqa: E402
 from utils.io import write_text_atomic  # noqa: E402
-from utils.manifest import REQUIRED_COLUMNS, DataError  # noqa: E402
-from utils.vocab import clean_ctc_text  # noqa: E402
 
 KEEP = ("A", "H", "N", "S")
 SPLITS = {"Train": "train", "Development": "dev", "Test1": "test"}

@@ -18,10 +18,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from models.batch import View
 from models.checkpoint import CheckpointError, CheckpointInfo
 from models.config import MMERConfig
 from models.mmer import MMERModel
-from utils.batch import View
 from utils.io import atomic_path
 
 INPUTS = ("audio", "audio_lengths", "text", "text_mask")

@@ -7,7 +7,7 @@
     p = predictor.predict(wave, sample_rate=44_100)            # no transcript: ASR makes one
 
 Whatever the input, audio is converted to 16 kHz mono, cut and normalised
-(`utils.audio.prepare`), batched with the training collate's padding (`utils.data.pad_view`)
+(`utils.audio.prepare`), batched with the training collate's padding (`training.data.pad_view`)
 and run padding-exact, so an utterance gets the same logits from `predict`, from
 `evaluate` and at any batch size.
 """
@@ -22,14 +22,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from models.batch import View
 from models.checkpoint import CheckpointError, CheckpointInfo, is_native_checkpoint, load_model
 from models.config import MMERConfig
 from models.text_encoder import TextEncoder, TextEncoderError, TextEncoderInfo
+from training.data import pad_view
+from training.evaluation import Predictions, forward_logits, predict, to_inference_precision
+from training.manifest import DataError, check_policy
 from utils import audio as audio_io
-from utils.batch import View
-from utils.data import pad_view
-from utils.evaluation import Predictions, forward_logits, predict, to_inference_precision
-from utils.manifest import DataError, check_policy
 from utils.precision import resolve_device, resolve_precision
 
 AUTHORS_TEXT_ENCODER = TextEncoderInfo("roberta-base", 768)  # the paper's embeddings

@@ -11,7 +11,7 @@ import contextlib
 import torch
 import torch.nn.functional as F
 
-from utils.vocab import BLANK_ID
+from models.vocab import BLANK_ID
 
 
 def supervised_contrastive_loss(

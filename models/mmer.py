@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from utils.batch import Batch, View
+from models.batch import Batch, View
 
 from .attention import AttentionBlock
 from .audio_encoder import build_audio_encoder, encode_audio

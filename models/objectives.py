@@ -27,7 +27,7 @@ class LossInputs:
     `projected()` is P(f), computed once for the losses that share it."""
 
     model: Any  # MMERModel
-    batch: Any  # utils.batch.Batch
+    batch: Any  # models.batch.Batch
     output: Any  # MMEROutput of the original view
     _cache: dict = field(default_factory=dict)
 

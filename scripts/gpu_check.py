@@ -59,7 +59,7 @@ class Check:
     def build_model(self, **extra):
         from models.config import MMERConfig
         from models.mmer import MMERModel
-        from utils.experiment import load_experiment
+        from training.experiment import load_experiment
 
         cfg = load_experiment(ROOT / "configs/mmer.yaml", {"model": self.model_overrides()}).model
         torch.manual_seed(0)
@@ -156,7 +156,7 @@ class Check:
         return {"max_abs_logit_diff_fp32": (a - b).abs().max().item()}
 
     def bf16_weights(self) -> dict:
-        from utils.evaluation import to_inference_precision
+        from training.evaluation import to_inference_precision
 
         model = self.build_model().eval()
         view = self.batch(n=16, seed=7).view.to(self.device)

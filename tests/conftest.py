@@ -10,10 +10,10 @@ import torch
 import yaml
 
 import train
+from models.batch import Batch, View
 from models.config import MMERConfig
 from models.text_encoder import TextEncoderInfo
 from models.text_encoder import write_info as write_text_encoder_info
-from utils.batch import Batch, View
 
 from .fixtures import make_dataset_dir
 

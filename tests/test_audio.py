@@ -3,8 +3,8 @@ import pytest
 import soundfile as sf
 
 from tests.fixtures import write_wav
+from training.manifest import DataError
 from utils import audio
-from utils.manifest import DataError
 
 
 def test_load_resamples_and_downmixes(tmp_path):

@@ -12,7 +12,7 @@ from transformers import (
 
 from data_prep import augment_audio, augment_text
 from tests.fixtures import rows, write_csv
-from utils.data import index_augmented_audio
+from training.data import index_augmented_audio
 
 WORDS = "hello number in session one two three four five bonjour le la de et".split()
 

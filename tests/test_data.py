@@ -2,9 +2,10 @@ import numpy as np
 import pytest
 import torch
 
+from models.batch import Batch
+from models.vocab import text_to_ctc_ids
 from tests.fixtures import make_dataset_dir, write_npy, write_wav
-from utils.batch import Batch
-from utils.data import (
+from training.data import (
     LengthBucketSampler,
     MMERDataset,
     build_loader,
@@ -15,8 +16,7 @@ from utils.data import (
     padding_fraction,
     set_epoch,
 )
-from utils.manifest import DataError
-from utils.vocab import text_to_ctc_ids
+from training.manifest import DataError
 
 
 @pytest.fixture

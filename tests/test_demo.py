@@ -21,9 +21,9 @@ import pytest
 import torch
 
 from models.checkpoint import load_model
-from utils.data import MMERDataset, build_loader
-from utils.evaluation import predict, to_inference_precision
-from utils.manifest import read_manifest
+from training.data import MMERDataset, build_loader
+from training.evaluation import predict, to_inference_precision
+from training.manifest import read_manifest
 
 from .test_fast_path import MIN_AGREEMENT
 

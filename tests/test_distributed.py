@@ -20,10 +20,10 @@ from safetensors.torch import load_file
 
 import train
 from models.mmer import MMERModel
+from training.experiment import load_experiment
+from training.trainer import Interrupted, run_loso
 from utils import distributed
 from utils.distributed import DistContext, DistributedError, all_max, init_distributed
-from utils.experiment import load_experiment
-from utils.training import Interrupted, run_loso
 
 from .conftest import TINY, cli
 

@@ -14,11 +14,11 @@ import os
 import pytest
 import torch
 
+from models.batch import View
 from models.checkpoint import load_model
 from models.config import MMERConfig
 from models.mmer import MMERModel
-from utils.batch import View
-from utils.evaluation import to_inference_precision
+from training.evaluation import to_inference_precision
 from utils.precision import autocast
 
 from .conftest import TINY

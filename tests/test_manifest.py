@@ -2,8 +2,8 @@ import pandas as pd
 import pytest
 
 from tests.fixtures import rows, write_csv
-from utils.corpus import IEMOCAP, MSP_PODCAST
-from utils.manifest import (
+from training.corpus import IEMOCAP, MSP_PODCAST
+from training.manifest import (
     LABELS,
     DataError,
     label_id,

@@ -19,10 +19,10 @@ import yaml
 from transformers import Wav2Vec2Config, Wav2Vec2Model
 
 from models.audio_encoder import valid_frames_only
+from models.batch import View
 from models.checkpoint import export_authors_checkpoint
 from models.config import MMERConfig
 from models.mmer import MMERModel
-from utils.batch import View
 
 from .conftest import TINY, random_view
 from .fixtures import write_csv

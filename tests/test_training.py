@@ -18,11 +18,11 @@ import torch
 import yaml
 
 import train
+from models.batch import Batch, View
 from models.checkpoint import load_model
-from utils.batch import Batch, View
-from utils.experiment import TrainConfig, load_experiment
-from utils.manifest import read_manifest
-from utils.training import drop_text, scheduled_lr, validation_split
+from training.experiment import TrainConfig, load_experiment
+from training.manifest import read_manifest
+from training.trainer import drop_text, scheduled_lr, validation_split
 
 from .conftest import cli, fold_metrics
 

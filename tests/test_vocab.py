@@ -1,6 +1,6 @@
 """The CTC vocabulary and target cleaning that the authors' 32-way CTC head expects."""
 
-from utils.vocab import CTC_VOCAB, clean_ctc_text, ctc_ids_to_text, text_to_ctc_ids
+from models.vocab import CTC_VOCAB, clean_ctc_text, ctc_ids_to_text, text_to_ctc_ids
 
 
 def test_vocabulary_order_is_wav2vec2_base():

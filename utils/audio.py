@@ -13,7 +13,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from utils.manifest import DataError
+from utils.errors import DataError
 
 SAMPLE_RATE = 16000
 

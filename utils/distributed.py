@@ -15,12 +15,10 @@ import os
 import sys
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.distributed as dist
 
 from utils.errors import MMERError
-from utils.evaluation import Predictions
 
 
 class DistributedError(MMERError, RuntimeError):
@@ -84,16 +82,13 @@ def all_max(values: torch.Tensor, ctx: DistContext) -> torch.Tensor:
     return values
 
 
-def gather_predictions(preds: Predictions, ctx: DistContext) -> Predictions:
-    """Every rank's predictions, merged once per utterance (samplers pad shards by repetition)."""
+def gather_objects(obj: object, ctx: DistContext) -> list:
+    """Every rank's `obj`, in rank order (pickled through the process group)."""
     if not ctx.enabled:
-        return preds
-    parts: list[Predictions | None] = [None] * ctx.world_size
-    dist.all_gather_object(parts, preds)
-    merged = Predictions.concat([p for p in parts if p is not None])
-    _, first = np.unique(np.asarray(merged.names), return_index=True)
-    keep = np.sort(first)
-    return Predictions([merged.names[i] for i in keep], merged.labels[keep], merged.logits[keep])
+        return [obj]
+    parts: list = [None] * ctx.world_size
+    dist.all_gather_object(parts, obj)
+    return parts
 
 
 def shutdown(ctx: DistContext, exit_code: int | None = None) -> None:

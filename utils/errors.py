@@ -6,3 +6,7 @@ Entry points catch `MMERError` and print its message as one line, never a traceb
 
 class MMERError(Exception):
     """A problem with the user's input, described by the message (file and expectation)."""
+
+
+class DataError(MMERError, ValueError):
+    """A user-fixable problem with input data; the message names the file/row and what was expected."""

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 
-from utils.evaluation import Predictions
 from utils.io import atomic_path, write_text_atomic
 from utils.metrics import CLASS_NAMES, format_table
 
@@ -47,8 +46,9 @@ def plot_confusion(confusion: list[list[int]], path: str | Path, title: str) -> 
     return Path(path)
 
 
-def write_predictions_csv(predictions: Predictions, path: str | Path) -> None:
-    """One row per utterance: FileName, Label, Pred, logit_<class>... (model index order)."""
+def write_predictions_csv(predictions, path: str | Path) -> None:
+    """One row per utterance: FileName, Label, Pred, logit_<class>... (model index order).
+    `predictions`: training.evaluation.Predictions (names, labels, preds, logits)."""
     header = ["FileName", "Label", "Pred"] + [
         f"logit_{c}" for c in CLASS_NAMES[: predictions.logits.shape[1]]
     ]

@@ -34,18 +34,18 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
+from models.batch import Batch
 from models.checkpoint import CheckpointInfo, load_model, safe_torch_load, save_model
 from models.mmer import MMERModel
 from models.objectives import active_losses
 from models.text_encoder import read_info as read_text_encoder_info
-from utils.batch import Batch
-from utils.data import MMERDataset, build_loader, loader_settings, set_epoch
-from utils.distributed import DistContext, all_max, barrier, gather_predictions
+from training.data import MMERDataset, build_loader, loader_settings, set_epoch
+from training.evaluation import Predictions, gather_predictions, predict
+from training.experiment import Experiment, TrainConfig
+from training.manifest import DataError, format_skipped, read_manifest
+from utils.distributed import DistContext, all_max, barrier
 from utils.errors import MMERError
-from utils.evaluation import Predictions, predict
-from utils.experiment import Experiment, TrainConfig
 from utils.io import atomic_path, remove_stale_temporaries, write_json_atomic, write_text_atomic
-from utils.manifest import DataError, format_skipped, read_manifest
 from utils.metrics import compute_metrics, summarize_folds
 from utils.precision import autocast, resolve_precision
 from utils.reporting import plot_confusion, write_predictions_csv, write_results_md
@@ -643,7 +643,7 @@ def merge_runs(run_dirs: list[Path], save_path: Path) -> dict:
 
     All runs must share the configuration (same hash); each fold may appear only once.
     """
-    from utils.experiment import load_experiment
+    from training.experiment import load_experiment
 
     exps = {d: load_experiment(d / "config.yaml") for d in run_dirs}
     hashes = {e.hash() for e in exps.values()}

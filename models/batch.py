@@ -39,7 +39,7 @@ class View:
 
 @dataclass
 class Batch:
-    """A collated batch of utterances (see `utils.data.collate`)."""
+    """A collated batch of utterances (see `training.data.collate`)."""
 
     view: View
     labels: torch.Tensor  # (batch,) int64 emotion class ids (0 hap, 1 ang, 2 neu, 3 sad)

@@ -8,7 +8,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from utils.batch import View
+from models.batch import View
+from utils.distributed import DistContext, gather_objects
 from utils.metrics import compute_metrics
 from utils.precision import autocast
 
@@ -73,3 +74,14 @@ def predict(
     finally:
         model.train(was_training)
     return Predictions(names, torch.cat(labels).numpy(), torch.cat(logits).numpy())
+
+
+def gather_predictions(preds: Predictions, ctx: DistContext) -> Predictions:
+    """Every rank's predictions, merged once per utterance (samplers pad shards by repetition)."""
+    if not ctx.enabled:
+        return preds
+    parts = gather_objects(preds, ctx)
+    merged = Predictions.concat([p for p in parts if p is not None])
+    _, first = np.unique(np.asarray(merged.names), return_index=True)
+    keep = np.sort(first)
+    return Predictions([merged.names[i] for i in keep], merged.labels[keep], merged.logits[keep])

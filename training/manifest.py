@@ -3,7 +3,7 @@
 One row per utterance; extra columns are ignored unless the corpus needs them (MSP-Podcast:
 `Split`). `Label` holds the corpus' code (IEMOCAP `hap`, `exc`, `ang`, `neu`, `sad`, with `exc`
 merged into class 0 as in the paper). Each row gets a `group` from its corpus
-(`utils.corpus`): the IEMOCAP session (the digit after `Ses0` in `FileName`,
+(`training.corpus`): the IEMOCAP session (the digit after `Ses0` in `FileName`,
 `Ses03M_impro02_F011` -> 3) or the MSP-Podcast partition.
 """
 
@@ -14,17 +14,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from utils.corpus import IEMOCAP, Corpus
-from utils.errors import MMERError
+from training.corpus import IEMOCAP, Corpus
+from utils.errors import DataError  # noqa: F401 - also this module's public name
 
 LABELS: tuple[str, ...] = IEMOCAP.class_names  # class index -> name
 LABEL_TO_ID: dict[str, int] = IEMOCAP.label_map
 REQUIRED_COLUMNS: tuple[str, ...] = ("FileName", "Sentences", "Label", "text", "AugmentedText")
 ON_BAD_INPUT = ("error", "skip")
-
-
-class DataError(MMERError, ValueError):
-    """A user-fixable problem with input data; the message names the file/row and what was expected."""
 
 
 def check_policy(on_bad_input: str) -> None:

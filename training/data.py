@@ -1,4 +1,4 @@
-"""Dataset, collate and batch sampler: files on disk (DESIGN.md §2) -> `utils.batch.Batch`.
+"""Dataset, collate and batch sampler: files on disk (DESIGN.md §2) -> `models.batch.Batch`.
 
     ds = MMERDataset("data/iemocap.csv", "data/iemocap", "data/roberta", training=True,
                      aug_text_dir="data/roberta_augmented", aug_audio_dir="data/iemocap_augmented")
@@ -29,10 +29,10 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from models.batch import Batch, View
+from models.vocab import text_to_ctc_ids
+from training.manifest import DataError, check_policy, format_skipped, read_manifest
 from utils import audio as audio_io
-from utils.batch import Batch, View
-from utils.manifest import DataError, check_policy, format_skipped, read_manifest
-from utils.vocab import text_to_ctc_ids
 
 MAX_AUDIO_SAMPLES = 210_000  # the authors' cut: 13.125 s at 16 kHz
 PAD_QUANTUM = 4000  # samples (0.25 s); see `collate`
@@ -106,7 +106,7 @@ class MMERDataset(Dataset):
     """Utterances of a manifest with their audio and token embeddings.
 
     Args:
-        manifest: CSV path or a DataFrame from `utils.manifest.read_manifest`.
+        manifest: CSV path or a DataFrame from `training.manifest.read_manifest`.
         audio_dir: holds `<FileName>.wav` (any rate/channels; converted to 16 kHz mono).
         text_dir: holds `<FileName>.npy` token embeddings, (1, T, text_dim) or (T, text_dim).
         text_dim: expected embedding width (768 for roberta-base, 384 for MiniLM).

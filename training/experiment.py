@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from models.config import ConfigError, MMERConfig, check_fields
-from utils.corpus import CORPORA, Corpus
+from training.corpus import CORPORA, Corpus
 
 SELECTIONS = ("val", "heldout", "last")
 LR_SCHEDULES = ("constant", "cosine", "linear")
@@ -40,7 +40,7 @@ _HASH_OPTIONAL_DATA = {"corpus": "iemocap"}
 
 @dataclass
 class DataConfig:
-    corpus: str = "iemocap"  # utils.corpus.CORPORA: classes, labels, groups, protocol
+    corpus: str = "iemocap"  # training.corpus.CORPORA: classes, labels, groups, protocol
     csv_path: str = "data/iemocap.csv"
     audio_dir: str = "data/iemocap"
     text_dir: str = "data/roberta"
@@ -59,7 +59,7 @@ class TrainConfig:
     batch_size: int = 2
     accum_iter: int = 4  # optimizer step every accum_iter batches (and at epoch end)
     lr: float = 5e-5
-    # Learning rate per optimizer step (utils.training.scheduled_lr, a pure function of the
+    # Learning rate per optimizer step (training.trainer.scheduled_lr, a pure function of the
     # step count, so a resumed run gets the same rates): "constant" (the published pipeline),
     # or "cosine" / "linear" decay from lr to min_lr_ratio * lr over the whole run. Warmup
     # (any schedule): linear from lr / warmup to lr over warmup_steps, or, if that is 0, over
@@ -82,7 +82,7 @@ class TrainConfig:
     eval_batch_size: int = 8
     precision: str = "auto"  # auto / fp32 / bf16 / fp16
     device: str = "auto"
-    num_workers: int = -1  # -1 auto: up to 8 per process on a GPU, 0 on the CPU (utils/data.py)
+    num_workers: int = -1  # -1 auto: up to 8 per process on a GPU, 0 on the CPU (training/data.py)
     save_every_steps: int = 0  # also save the resumable state every N optimizer steps
     max_bad_steps: int = 20  # non-finite losses tolerated (skipped) before stopping
 
