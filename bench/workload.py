@@ -2,7 +2,7 @@
 
 No files are read: waveforms and text embeddings are random (speed does not depend on
 their values). Batches come from the training sampler (`training.data.LengthBucketSampler`);
-`padded_width` is `collate`'s rule (pad up to a multiple of `pad_quantum` samples).
+`padded_width` is `collate`'s own rule (training.data: pad up to a multiple of `pad_quantum` samples).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from models.batch import Batch, View
-from training.data import LengthBucketSampler
+from training.data import LengthBucketSampler, padded_width
 
 SAMPLE_RATE = 16000  # Hz
 MAX_SAMPLES = 210000  # the authors' crop
@@ -41,11 +41,6 @@ def batch_order(
     """One epoch's batches of indices from the training sampler: shuffled random batches
     (the reference), or length-bucketed ones (this project's default)."""
     return list(LengthBucketSampler(lengths, batch_size, shuffle=True, seed=seed, bucket=bucket))
-
-
-def padded_width(lengths: list[int] | np.ndarray, quantum: int) -> int:
-    """Samples a batch is padded to: its longest item rounded up to a multiple of `quantum`."""
-    return int(math.ceil(max(lengths) / quantum) * quantum)
 
 
 def padding_fraction(batches: list[list[int]], views: list[np.ndarray], quantum: int) -> float:

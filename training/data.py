@@ -247,11 +247,17 @@ class MMERDataset(Dataset):
         return item
 
 
+def padded_width(lengths: Sequence[int], pad_quantum: int) -> int:
+    """Samples a batch is padded to: its longest item rounded UP to a multiple of `pad_quantum`
+    (on CPU oneDNN re-plans its convolutions for every new input length: see `collate`)."""
+    quantum = max(1, pad_quantum)
+    return int(math.ceil(max(int(n) for n in lengths) / quantum) * quantum)
+
+
 def pad_view(audios: Sequence[np.ndarray], texts: Sequence[np.ndarray], pad_quantum: int) -> View:
     """Prepared audio (S_i,) and token embeddings (T_i, D) -> one zero-padded `View`."""
     lengths = [a.shape[0] for a in audios]
-    quantum = max(1, pad_quantum)
-    width = int(math.ceil(max(lengths) / quantum) * quantum)
+    width = padded_width(lengths, pad_quantum)
     audio = torch.zeros(len(audios), width, dtype=torch.float32)
     for i, a in enumerate(audios):
         audio[i, : a.shape[0]] = torch.from_numpy(a)
@@ -391,8 +397,7 @@ def padding_fraction(
     total = real = 0
     for batch in batches:
         lens = [int(lengths[i]) for i in batch]
-        width = math.ceil(max(lens) / pad_quantum) * pad_quantum
-        total += width * len(lens)
+        total += padded_width(lens, pad_quantum) * len(lens)
         real += sum(lens)
     return 0.0 if total == 0 else 1.0 - real / total
 
