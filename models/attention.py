@@ -6,11 +6,8 @@ Masks are additive, `(1 - mask) * -10000`, exactly as the reference computes the
 
 Which kernel computes softmax(QK^T / sqrt(d) + mask) V is a speed choice, not a numerical one
 (they agree to float rounding): `attention_implementation: auto` uses torch SDPA on GPUs and
-the plain matmul-softmax-matmul on CPU. On the 2-core AVX512-BF16 CPU, per attention call at
-wav2vec2-base shapes (batch 2, 12 heads, 215 frames, one thread), forward + backward with
-dropout 0.1: SDPA 26.2 ms vs plain 16.6 ms in bf16, 29.0 vs 24.8 ms in fp32; batch-1
-inference: 1.27 vs 0.88 ms in bf16 (SDPA's CPU kernels fall back to an unfused path with
-dropout and are slower in bf16).
+the plain matmul-softmax-matmul on CPU, where SDPA's kernels fall back to an unfused path
+with dropout and are slower in bf16 (measurements: docs/performance.md, "Kernel choices").
 """
 
 from __future__ import annotations

@@ -6,8 +6,7 @@ largest cost of a demo training step and about 6 % of a full-size one. Here each
 keep/drop decision uses 15 bits of a 64-bit random word (four decisions per word), so the keep
 probability is 1 - p rounded to a multiple of 1/32768 (p = 0.1 -> 0.100006) and the kept values
 are scaled by the exact inverse of it: the expectation is unchanged, as in `F.dropout`.
-Measured on the 2-core AVX512 CPU, a (8, 4, 200, 200) tensor: F.dropout 7.9-12.2 ms, this
-3.1 ms. Other devices use `F.dropout` (GPU generators are already fast).
+Other devices use `F.dropout` (GPU generators are already fast). Timings: docs/performance.md.
 """
 
 from __future__ import annotations

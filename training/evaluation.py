@@ -38,9 +38,8 @@ class Predictions:
 
 def to_inference_precision(model: torch.nn.Module, precision: str) -> torch.nn.Module:
     """For inference only: bf16 runs the model with bf16 *weights* (in place) rather than
-    under autocast, which re-casts every weight on every call. On a 2-core AVX512-BF16 CPU,
-    batch-1 inference of the full model: 0.58x -> 0.50x of the fp32 time interleaved, and
-    0.56x -> 0.53x in `make bench`. Training keeps fp32 master weights and autocast."""
+    under autocast, which re-casts every weight on every call (faster: docs/performance.md).
+    Training keeps fp32 master weights and autocast."""
     return model.to(torch.bfloat16) if precision == "bf16" else model
 
 
