@@ -24,6 +24,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -57,6 +58,7 @@ class Mode:
     fused_adamw: bool
     fast_dropout: bool  # MMERConfig.fast_dropout (cheaper dropout masks on CPU)
     padding: str  # MMERConfig.audio_padding ("exact" or the authors' "published")
+    onnx: bool = False  # inference through the exported ONNX graph in onnxruntime (CPU, fp32)
 
 
 REFERENCE = Mode("fp32", "eager", False, 1, 2, 4, False, False, False, "published")
@@ -74,6 +76,8 @@ MODES = {
     "fast-unfused": replace(FAST, fused_adamw=False),
     "fast-torchdropout": replace(FAST, fast_dropout=False),
     "fast-published": replace(FAST, padding="published"),  # what padding-exactness costs
+    # Serving: `infer.py export` + onnxruntime for inference (its training figures are fast's).
+    "fast-onnx": replace(FAST, onnx=True),
 }
 
 
@@ -147,6 +151,14 @@ class ModeRunner:
         # inference runs the precision's inference model (bf16 weights), as infer.py does
         self.infer_model = to_inference_precision(copy.deepcopy(self.model), self.precision).eval()
         self.infer_dtype = next(self.infer_model.parameters()).dtype
+        self.onnx = None
+        if mode.onnx:  # the graph `infer.py export` writes, run the way `infer.py predict` does
+            from inference.onnx import OnnxBackend, export_onnx
+            from models.checkpoint import CheckpointInfo
+
+            path = Path(tempfile.mkdtemp(prefix="mmer-bench-")) / "model.onnx"
+            export_onnx(copy.deepcopy(self.model).cpu(), CheckpointInfo(), path)
+            self.onnx, self.infer_dtype = OnnxBackend(path), torch.float32
         self.timer = Timer(self.device)
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.opt = torch.optim.AdamW(params, lr=5e-5, fused=mode.fused_adamw)
@@ -208,7 +220,10 @@ class ModeRunner:
         grad_off = torch.inference_mode if self.mode.inference_mode else torch.no_grad
         start = self.timer.now()
         with grad_off():
-            self.infer_model(view, with_ctc=False).logits.float()
+            if self.onnx is not None:
+                self.onnx(view.to("cpu"))
+            else:
+                self.infer_model(view, with_ctc=False).logits.float()
         if i >= skip:
             self.totals[f"{kind}_s"] += self.timer.now() - start
 

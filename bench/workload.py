@@ -14,9 +14,10 @@ import torch
 
 from models.batch import Batch, View
 from training.data import LengthBucketSampler, padded_width
+from utils.audio import MAX_AUDIO_SAMPLES
 
 SAMPLE_RATE = 16000  # Hz
-MAX_SAMPLES = 210000  # the authors' crop
+MAX_SAMPLES = MAX_AUDIO_SAMPLES  # the authors' crop
 TEXT_TOKENS = 12  # RoBERTa tokens per utterance, <s> and </s> included
 CHARS_PER_SECOND = 14  # CTC target length of conversational English, roughly
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from utils.audio import MAX_AUDIO_SAMPLES
 from utils.errors import MMERError
 from utils.io import atomic_path, write_json_atomic
 
@@ -37,7 +38,7 @@ class CheckpointInfo:
 
     class_names: list[str] = field(default_factory=lambda: list(CLASS_NAMES))
     sample_rate: int = 16_000  # Hz of the audio the encoder takes
-    max_audio_samples: int = 210_000  # audio is cut to its first N samples (the authors' cut)
+    max_audio_samples: int = MAX_AUDIO_SAMPLES  # audio is cut to its first N samples
     pad_quantum: int = 4000  # batches are zero-padded to a multiple of N samples
     # {"name", "hidden_size", "sha256"} of the text encoder behind the training embeddings
     text_encoder: dict | None = None
@@ -50,7 +51,7 @@ class CheckpointInfo:
         if not path.is_file():
             return cls(assumed=[
                 f"no {INFO_NAME} in {directory} (made before checkpoints recorded it): assuming "
-                f"classes {'/'.join(CLASS_NAMES)}, 16 kHz audio cut at 210000 samples, and an "
+                f"classes {'/'.join(CLASS_NAMES)}, 16 kHz audio cut at {MAX_AUDIO_SAMPLES} samples, and an "
                 "unknown text encoder"
             ])  # fmt: skip
         try:

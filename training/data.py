@@ -34,7 +34,7 @@ from models.vocab import text_to_ctc_ids
 from training.manifest import DataError, check_policy, format_skipped, read_manifest
 from utils import audio as audio_io
 
-MAX_AUDIO_SAMPLES = 210_000  # the authors' cut: 13.125 s at 16 kHz
+MAX_AUDIO_SAMPLES = audio_io.MAX_AUDIO_SAMPLES
 PAD_QUANTUM = 4000  # samples (0.25 s); see `collate`
 
 

@@ -17,6 +17,7 @@ import yaml
 
 from models.config import ConfigError, MMERConfig, check_fields
 from training.corpus import CORPORA, Corpus
+from utils.audio import MAX_AUDIO_SAMPLES
 
 SELECTIONS = ("val", "heldout", "last")
 LR_SCHEDULES = ("constant", "cosine", "linear")
@@ -46,7 +47,7 @@ class DataConfig:
     text_dir: str = "data/roberta"
     augmented_audio_dir: str | None = "data/iemocap_augmented"
     augmented_text_dir: str | None = "data/roberta_augmented"
-    max_audio_samples: int = 210_000  # the authors' cut: 13.1 s at 16 kHz
+    max_audio_samples: int = MAX_AUDIO_SAMPLES  # the authors' cut: 13.125 s at 16 kHz
     pad_quantum: int = 4000  # pad batches to a multiple of this many samples (0.25 s)
     bucket: bool = True  # length-bucketed batches (False: the reference's random batches)
     cache_audio: bool = False  # keep decoded audio in memory across epochs

@@ -16,6 +16,7 @@ import soxr
 from utils.errors import DataError
 
 SAMPLE_RATE = 16000
+MAX_AUDIO_SAMPLES = 210_000  # the authors\' cut: the first 13.125 s at 16 kHz
 
 
 @dataclass(frozen=True)
