@@ -70,7 +70,7 @@ def test_demo_pipeline_end_to_end_on_a_tiny_corpus(tiny_demo) -> None:
         assert step in run.stdout
     results = json.loads((tmp_path / "exp" / "results.json").read_text())
     assert sorted(results["folds"]) == ["1"]
-    assert results["protocol"] == "val"
+    assert results["selection"] == "val"
     assert (tmp_path / "exp" / "confusion_pooled.png").stat().st_size > 0
     assert "confusion_pooled.png" in run.stdout
 

@@ -32,7 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_two_fold_run_writes_every_output(reference_run, corpus):
     run = reference_run
     results = json.loads((run / "results.json").read_text())
-    assert results["protocol"] == "val" and "validation split" in results["protocol_note"]
+    assert results["selection"] == "val" and "validation data" in results["selection_note"]
+    assert results["protocol"] == "leave_one_group_out" and results["corpus"] == "iemocap"
     assert set(results["folds"]) == {"1", "2"}
     for key in ("wa", "ua", "macro_f1"):
         assert 0.0 <= results["mean"][key]["mean"] <= 1.0
@@ -109,7 +110,7 @@ def test_heldout_selection_picks_on_the_test_session(corpus, tmp_path):
     # the selection set IS the test session: the selected epoch's score is the test score
     assert result["selection_ua"] == pytest.approx(result["test"]["ua"], abs=1e-6)
     assert max(r["heldout"]["ua"] for r in log) == pytest.approx(result["test"]["ua"], abs=1e-5)
-    assert "test session itself" in json.loads((save / "results.json").read_text())["protocol_note"]
+    assert "test session itself" in json.loads((save / "results.json").read_text())["selection_note"]
 
 
 def test_validation_split_is_stratified_seeded_and_disjoint(corpus):

@@ -50,9 +50,10 @@ from utils.metrics import compute_metrics, summarize_folds
 from utils.precision import autocast, resolve_precision
 from utils.reporting import plot_confusion, write_predictions_csv, write_results_md
 
-PROTOCOL_NOTES = {
-    "val": "best epoch by UA on a stratified validation split of the training sessions; "
-    "the test session is used once, at the end",
+SELECTION_NOTES = {
+    "val": "best epoch by UA on validation data that is not the test data (a stratified split "
+    "of the training sessions, or the release's development set); the test data are used "
+    "once, at the end",
     "heldout": "best epoch by UA on the test session itself (the published protocol; "
     "optimistic, for reproduction only)",
     "last": "the model after the last epoch",
@@ -530,8 +531,10 @@ def _summarize(
         plot_confusion(pooled["confusion"], save_path / "confusion_pooled.png",
                        f"All folds pooled (UA {100 * pooled['ua']:.1f})")  # fmt: skip
     return {
-        "protocol": exp.train.selection,
-        "protocol_note": PROTOCOL_NOTES[exp.train.selection],
+        "corpus": exp.corpus.name,
+        "protocol": exp.corpus.protocol,
+        "selection": exp.train.selection,
+        "selection_note": SELECTION_NOTES[exp.train.selection],
         "config_hash": exp.hash(),
         "folds": {str(k): v for k, v in folds.items()},
         "mean": summarize_folds(fold_metrics),

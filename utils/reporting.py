@@ -68,9 +68,10 @@ def write_results_md(results: dict, path: str | Path) -> str:
     mean = results["mean"]
     text = "\n".join(
         [
-            f"# MMER results ({len(results['folds'])} fold(s), leave-one-session-out)",
+            f"# MMER results ({len(results['folds'])} fold(s), {results.get('corpus', 'iemocap')}, "
+            f"{results.get('protocol', 'leave_one_group_out').replace('_', '-')})",
             "",
-            f"Model selection: **{results['protocol']}** — {results['protocol_note']}",
+            f"Model selection: **{results['selection']}** — {results['selection_note']}",
             f"Config hash: `{results['config_hash']}`",
             "",
             format_table(rows),
