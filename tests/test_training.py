@@ -110,7 +110,9 @@ def test_heldout_selection_picks_on_the_test_session(corpus, tmp_path):
     # the selection set IS the test session: the selected epoch's score is the test score
     assert result["selection_ua"] == pytest.approx(result["test"]["ua"], abs=1e-6)
     assert max(r["heldout"]["ua"] for r in log) == pytest.approx(result["test"]["ua"], abs=1e-5)
-    assert "test session itself" in json.loads((save / "results.json").read_text())["selection_note"]
+    assert (
+        "test session itself" in json.loads((save / "results.json").read_text())["selection_note"]
+    )
 
 
 def test_validation_split_is_stratified_seeded_and_disjoint(corpus):
