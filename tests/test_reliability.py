@@ -110,3 +110,18 @@ def test_bad_items_are_skipped_and_listed_under_the_skip_policy(corpus, tmp_path
     assert "skipped 2 bad item(s)" in out and victim.stem in out and "Ses03F_impro01_F001" in out
     skipped = json.loads((tmp_path / "run" / "fold1" / "result.json").read_text())["skipped"]
     assert {name for name, _ in skipped} == {victim.stem, "Ses03F_impro01_F001"}
+
+
+def test_atomic_writes_get_the_mode_a_plain_open_would(tmp_path):
+    import os
+
+    from utils.io import write_text_atomic
+
+    old = os.umask(0o022)
+    try:
+        write_text_atomic(tmp_path / "results.md", "x")
+        (tmp_path / "plain.md").write_text("x")
+    finally:
+        os.umask(old)
+    mode = (tmp_path / "results.md").stat().st_mode & 0o777
+    assert mode == (tmp_path / "plain.md").stat().st_mode & 0o777 == 0o644

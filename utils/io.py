@@ -23,6 +23,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         yield tmp
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
+        # mkstemp makes the file private (0600); give it the mode a plain open() would, so
+        # that results and checkpoints stay readable to a group as the user's umask allows
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
         with contextlib.suppress(OSError):  # make the rename itself durable
             dir_fd = os.open(path.parent, os.O_RDONLY)
@@ -32,6 +35,12 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
                 os.close(dir_fd)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:
