@@ -15,7 +15,6 @@ rewrites it; AugmentedText of rows kept is carried over), and existing wavs are 
 
 from __future__ import annotations
 
-import argparse
 import re
 import sys
 import tarfile
@@ -26,6 +25,7 @@ import pandas as pd
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from data_prep.cli import preparation_args  # noqa: E402
 from models.vocab import clean_ctc_text  # noqa: E402
 from training.manifest import LABEL_TO_ID, REQUIRED_COLUMNS, DataError  # noqa: E402
 from utils import audio as audio_io  # noqa: E402
@@ -126,21 +126,11 @@ def collect(root: Path) -> tuple[list[dict], Counter]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--corpus", default="data/IEMOCAP_full_release", help="release directory or tarball"
-    )
-    parser.add_argument("--out_csv", default="data/iemocap.csv")
-    parser.add_argument("--out_wav_dir", default="data/iemocap")
-    parser.add_argument("--overwrite", action="store_true", help="rewrite an existing CSV")
-    args = parser.parse_args(argv)
-
-    corpus, out_csv, out_wav = Path(args.corpus), Path(args.out_csv), Path(args.out_wav_dir)
-    if out_csv.is_file() and not args.overwrite:
-        print(f"{out_csv} exists; nothing to do (--overwrite to rebuild it)")
+    args = preparation_args(__doc__, argv, "data/IEMOCAP_full_release", "data/iemocap.csv",
+                            "data/iemocap", "release directory or tarball")  # fmt: skip
+    if args is None:
         return 0
+    corpus, out_csv, out_wav, parser = args.corpus, args.out_csv, args.out_wav_dir, args.parser
     if corpus.is_file() and tarfile.is_tarfile(corpus):
         corpus = extract_tarball(corpus, corpus.parent)
     elif not corpus.is_dir():

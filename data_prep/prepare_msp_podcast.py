@@ -16,7 +16,6 @@ Test1) and `Speaker`. Idempotent like prepare_iemocap.py: an existing CSV is lef
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections import Counter
 from pathlib import Path
@@ -25,6 +24,7 @@ import pandas as pd
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from data_prep.cli import preparation_args  # noqa: E402
 from models.vocab import clean_ctc_text  # noqa: E402
 from training.manifest import REQUIRED_COLUMNS, DataError  # noqa: E402
 from utils import audio as audio_io  # noqa: E402
@@ -82,19 +82,11 @@ def collect(root: Path) -> tuple[list[dict], Counter]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--corpus", default="data/MSP-Podcast", help="the release directory")
-    parser.add_argument("--out_csv", default="data/msp_podcast.csv")
-    parser.add_argument("--out_wav_dir", default="data/msp_podcast")
-    parser.add_argument("--overwrite", action="store_true", help="rewrite an existing CSV")
-    args = parser.parse_args(argv)
-
-    corpus, out_csv, out_wav = Path(args.corpus), Path(args.out_csv), Path(args.out_wav_dir)
-    if out_csv.is_file() and not args.overwrite:
-        print(f"{out_csv} exists; nothing to do (--overwrite to rebuild it)")
+    args = preparation_args(__doc__, argv, "data/MSP-Podcast", "data/msp_podcast.csv",
+                            "data/msp_podcast", "the release directory")  # fmt: skip
+    if args is None:
         return 0
+    corpus, out_csv, out_wav, parser = args.corpus, args.out_csv, args.out_wav_dir, args.parser
     if not corpus.is_dir():
         parser.error(f"--corpus {corpus}: not a directory")
     try:
