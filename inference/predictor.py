@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,7 @@ from models.checkpoint import CheckpointError, CheckpointInfo, is_native_checkpo
 from models.config import MMERConfig
 from models.text_encoder import TextEncoder, TextEncoderError, TextEncoderInfo
 from training.data import pad_view
-from training.evaluation import Predictions, forward_logits, predict, to_inference_precision
+from training.evaluation import Predictions, collect, forward_logits, to_inference_precision
 from training.manifest import DataError, check_policy
 from utils import audio as audio_io
 from utils.precision import resolve_device, resolve_precision
@@ -131,14 +132,7 @@ class Predictor:
 
     def evaluate(self, loader: Iterable) -> Predictions:
         """Logits for a manifest's utterances (precomputed embeddings), in loader order."""
-        if isinstance(self.backend, TorchBackend):
-            return predict(self.backend.model, loader, self.device, self.backend.precision)
-        names, labels, logits = [], [], []
-        for batch in loader:
-            names += batch.names
-            labels.append(batch.labels)
-            logits.append(self.backend(batch.view))
-        return Predictions(names, torch.cat(labels).numpy(), torch.cat(logits).numpy())
+        return collect(self.backend, loader)
 
     # -- prediction for new audio -----------------------------------------------------------
     def predict(
@@ -189,16 +183,9 @@ class Predictor:
     def _predict_loaded(self, loaded: list[tuple[Request, np.ndarray]]) -> list[Prediction]:
         if not loaded:
             return []
-        texts, sources = [], []
-        for req, wave in loaded:
-            if not self.config.uses_text:
-                texts.append(None), sources.append("none")
-            elif req.text is not None:
-                texts.append(req.text), sources.append("given")
-            else:
-                texts.append(self.transcriber(wave)), sources.append("asr")
+        texts, sources = zip(*(self._transcript(req, wave) for req, wave in loaded), strict=True)
         if self.config.uses_text:
-            embeddings = [e[0] for e in self.text_encoder(texts)]
+            embeddings = [e[0] for e in self.text_encoder(list(texts))]
         else:
             embeddings = [np.zeros((1, self.config.text_dim), np.float32)] * len(loaded)
         audios = [audio_io.prepare(wave, self.info.max_audio_samples) for _, wave in loaded]
@@ -220,13 +207,16 @@ class Predictor:
         ]
 
     # -- text: the checkpoint's encoder, and ASR when there is no transcript -----------------------
-    @property
-    def text_encoder(self) -> TextEncoder:
-        if getattr(self, "_text_encoder", None) is None:
-            self._text_encoder = self._load_text_encoder()
-        return self._text_encoder
+    def _transcript(self, req: Request, wave: np.ndarray) -> tuple[str | None, str]:
+        """(the transcript the model sees, where it came from)."""
+        if not self.config.uses_text:
+            return None, "none"
+        if req.text is not None:
+            return req.text, "given"
+        return self.transcriber(wave), "asr"
 
-    def _load_text_encoder(self) -> TextEncoder:
+    @cached_property
+    def text_encoder(self) -> TextEncoder:
         recorded = self.info.text_encoder and TextEncoderInfo.from_dict(self.info.text_encoder)
         name = self.text_model or (recorded.name if recorded else None)
         if name is None:
@@ -249,15 +239,13 @@ class Predictor:
             )
         return encoder
 
-    @property
+    @cached_property
     def transcriber(self):
-        if getattr(self, "_transcriber", None) is None:
-            from .asr import DEFAULT_ASR_MODEL, Transcriber
+        from .asr import DEFAULT_ASR_MODEL, Transcriber
 
-            name = self.asr_model or DEFAULT_ASR_MODEL
-            self.log(f"no transcript given: transcribing with {name}")
-            self._transcriber = Transcriber(name, str(self.device))
-        return self._transcriber
+        name = self.asr_model or DEFAULT_ASR_MODEL
+        self.log(f"no transcript given: transcribing with {name}")
+        return Transcriber(name, str(self.device))
 
 
 def check_same_text_encoder(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -64,14 +65,19 @@ def predict(
     (the published inference script forgot it and ran with dropout on)."""
     was_training = model.training
     model.eval()
-    names, labels, logits = [], [], []
     try:
-        for batch in loader:
-            names += batch.names
-            labels.append(batch.labels.cpu())
-            logits.append(forward_logits(model, batch.view, device, precision))
+        return collect(lambda view: forward_logits(model, view, device, precision), loader)
     finally:
         model.train(was_training)
+
+
+def collect(forward: Callable[[View], torch.Tensor], loader: Iterable) -> Predictions:
+    """Names, labels and `forward(view)` logits of every batch of `loader`, in loader order."""
+    names, labels, logits = [], [], []
+    for batch in loader:
+        names += batch.names
+        labels.append(batch.labels.cpu())
+        logits.append(forward(batch.view))
     return Predictions(names, torch.cat(labels).numpy(), torch.cat(logits).numpy())
 
 
