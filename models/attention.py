@@ -44,11 +44,11 @@ def plain_attention(
     `fast_dropout_masks`: draw the dropout mask with `models.dropout` (else `F.dropout`).
     """
     scores = (q @ k.transpose(-1, -2)) * (q.shape[-1] ** -0.5 if scale is None else scale)
-    if mask is not None:
+    if mask is not None:  # in place: `scores` is this function's own tensor
         if mask.dtype == torch.bool:
-            scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
+            scores.masked_fill_(~mask, torch.finfo(scores.dtype).min)
         else:
-            scores = scores + mask.to(scores.dtype)
+            scores.add_(mask.to(scores.dtype))
     drop = fast_dropout if fast_dropout_masks else F.dropout
     return drop(scores.softmax(dim=-1), dropout, dropout > 0) @ v
 

@@ -18,7 +18,11 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import AttentionInterface, AutoConfig, AutoModel, PretrainedConfig
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
-from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
+from transformers.masking_utils import (
+    ALL_MASK_ATTENTION_FUNCTIONS,
+    bidirectional_mask_function,
+    sdpa_mask,
+)
 
 from utils.errors import MMERError
 
@@ -47,8 +51,37 @@ def _auto_attention(module, query, key, value, attention_mask, dropout=0.0, scal
     return context.transpose(1, 2).contiguous(), None
 
 
+def _key_padding_mask(
+    batch_size: int,
+    q_length: int,
+    kv_length: int,
+    kv_offset: int = 0,
+    mask_function=bidirectional_mask_function,
+    attention_mask: torch.Tensor | None = None,
+    allow_is_bidirectional_skip: bool = False,
+    use_vmap: bool = False,
+    **kw,
+) -> torch.Tensor | None:
+    """The encoder's padding mask as (batch, 1, 1, keys) booleans (True = attend), or None
+    where nothing is padded. Every query row of a bidirectional padding mask is the same, so
+    it broadcasts over queries: the (batch, 1, T, T) mask `sdpa_mask` materialises costs a full
+    pass over the scores per layer to invert and apply. Any other mask goes to `sdpa_mask`."""
+    plain = mask_function is bidirectional_mask_function and not use_vmap and kv_offset == 0
+    if not plain or attention_mask is None or attention_mask.shape[-1] != kv_length:
+        return sdpa_mask(
+            batch_size, q_length, kv_length, kv_offset=kv_offset, mask_function=mask_function,
+            attention_mask=attention_mask, allow_is_bidirectional_skip=allow_is_bidirectional_skip,
+            use_vmap=use_vmap, **kw,
+        )  # fmt: skip
+    keys = attention_mask.bool()
+    tracing = torch.compiler.is_compiling() or torch.compiler.is_exporting()
+    if allow_is_bidirectional_skip and not tracing and bool(keys.all()):
+        return None
+    return keys[:, None, None, :]
+
+
 AttentionInterface.register(AUTO_ATTENTION, _auto_attention)
-ALL_MASK_ATTENTION_FUNCTIONS.register(AUTO_ATTENTION, sdpa_mask)  # boolean, None if no padding
+ALL_MASK_ATTENTION_FUNCTIONS.register(AUTO_ATTENTION, _key_padding_mask)
 HF_ATTENTION = {"auto": AUTO_ATTENTION, "sdpa": "sdpa", "eager": "eager"}
 
 
