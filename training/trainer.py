@@ -300,9 +300,10 @@ class FoldTrainer:
         writer = _tensorboard(self.tb_dir) if self.ctx.is_main else None
         with _stop_on_signals(self):
             while s.epoch < t.epochs:
+                losses = self.train_epoch()
                 record = {
                     "epoch": s.epoch + 1,
-                    "train": self.train_epoch(),
+                    "train": losses,
                     "optimizer_steps": s.optimizer_steps,
                     "lr": self.optimizer.param_groups[0]["lr"],  # of the epoch's last step
                 }
