@@ -60,11 +60,11 @@ class TrainConfig:
     batch_size: int = 2
     accum_iter: int = 4  # optimizer step every accum_iter batches (and at epoch end)
     lr: float = 5e-5
-    # Learning rate per optimizer step (training.trainer.scheduled_lr, a pure function of the
+    # Learning rate per optimizer step (training.schedule.scheduled_lr, a pure function of the
     # step count, so a resumed run gets the same rates): "constant" (the published pipeline),
     # or "cosine" / "linear" decay from lr to min_lr_ratio * lr over the whole run. Warmup
-    # (any schedule): linear from lr / warmup to lr over warmup_steps, or, if that is 0, over
-    # warmup_fraction of all steps.
+    # (any schedule): linear from lr / n to lr over the first n optimizer steps, n given either
+    # as warmup_steps or as warmup_fraction of all steps; setting both is an error.
     lr_schedule: str = "constant"
     warmup_steps: int = 0
     warmup_fraction: float = 0.0
@@ -100,6 +100,11 @@ class TrainConfig:
             raise ConfigError(
                 "train.warmup_steps must be >= 0 and train.warmup_fraction in [0, 1), got "
                 f"{self.warmup_steps} and {self.warmup_fraction}"
+            )
+        if self.warmup_steps and self.warmup_fraction:
+            raise ConfigError(
+                "train.warmup_steps and train.warmup_fraction are two spellings of one warmup "
+                f"length; set one, got {self.warmup_steps} and {self.warmup_fraction}"
             )
         if not 0.0 <= self.text_dropout_utterances < 1.0:
             raise ConfigError(

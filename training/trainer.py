@@ -27,7 +27,7 @@ import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -35,17 +35,19 @@ import torch
 from tqdm import tqdm
 
 from models.batch import Batch
-from models.checkpoint import CheckpointInfo, load_model, safe_torch_load, save_model
+from models.checkpoint import CheckpointInfo, load_model, save_model
 from models.mmer import MMERModel
 from models.objectives import active_losses
 from models.text_encoder import read_info as read_text_encoder_info
+from training.checkpointer import Checkpointer, CudaRNG, TorchRNG
 from training.data import MMERDataset, build_loader, loader_settings, set_epoch
 from training.evaluation import Predictions, gather_predictions, predict
-from training.experiment import Experiment, TrainConfig
+from training.experiment import Experiment
 from training.manifest import DataError, format_skipped, read_manifest
+from training.schedule import scheduled_lr
 from utils.distributed import DistContext, all_max, barrier
-from utils.errors import MMERError
-from utils.io import atomic_path, remove_stale_temporaries, write_json_atomic, write_text_atomic
+from utils.errors import TrainingError
+from utils.io import remove_stale_temporaries, write_json_atomic, write_text_atomic
 from utils.metrics import compute_metrics, summarize_folds
 from utils.precision import autocast, resolve_precision
 from utils.reporting import plot_confusion, write_predictions_csv, write_results_md
@@ -60,17 +62,14 @@ SELECTION_NOTES = {
 }
 
 
-class TrainingError(MMERError, RuntimeError):
-    """Training cannot go on (e.g. too many non-finite losses)."""
-
-
 class Interrupted(Exception):
     """Ctrl-C / SIGTERM: the state was saved; re-running the same command resumes."""
 
 
 @dataclass
 class FoldState:
-    """Everything needed to continue a fold exactly where it stopped."""
+    """The fold's counters: with the weights, optimizer and RNG, everything needed to continue
+    exactly where it stopped (the sampler's position is (epoch, batches_done))."""
 
     epoch: int = 0  # epoch in progress (or next to start)
     batches_done: int = 0  # batches of `epoch` already trained on
@@ -81,6 +80,26 @@ class FoldState:
     running: dict[str, float] = field(default_factory=dict)  # sums of loss parts this epoch
     running_count: int = 0
     history: list[dict] = field(default_factory=list)  # one record per finished epoch
+
+    def state_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        restored = FoldState(**state)  # in place: the checkpointer holds this object
+        for f in dataclasses.fields(self):
+            setattr(self, f.name, getattr(restored, f.name))
+
+    def mean_losses(self) -> dict[str, float]:
+        """The epoch's mean loss parts over its finite micro-batches so far."""
+        return {k: v / max(1, self.running_count) for k, v in self.running.items()}
+
+
+class MicroBatch(NamedTuple):
+    """What `forward_backward` leaves for the end of the accumulation window, still on the
+    device (read back once per window)."""
+
+    record: torch.Tensor  # (1 + parts,) float64: non-finite flag, then the loss parts
+    names: tuple[str, ...]  # the parts' names: "loss", "ce", the auxiliary losses
 
 
 # -- entry point ---------------------------------------------------------------------------
@@ -148,6 +167,15 @@ def check_data_paths(exp: Experiment) -> None:
 
 # -- one fold ------------------------------------------------------------------------------
 class FoldTrainer:
+    """Trains, selects and tests the model of one fold.
+
+    The task-specific part is the model's `compute_objectives` (batch -> `Objectives`); the
+    loop here calls named steps: `forward_backward` per micro-batch, `close_window` and
+    `optimizer_step` per accumulation window, `evaluate` and `checkpoint` per epoch. The
+    resumable state (model, optimizer, scaler, counters, RNG) is registered once with
+    `self.checkpointer`.
+    """
+
     def __init__(
         self,
         exp: Experiment,
@@ -158,24 +186,38 @@ class FoldTrainer:
         device: torch.device,
         tb_dir: Path,
     ):
-        self.exp, self.fold, self.dir, self.ctx, self.device = (
-            exp,
-            fold,
-            fold_dir,
-            ctx,
-            device,
-        )
+        self.exp, self.fold, self.dir, self.ctx, self.device = exp, fold, fold_dir, ctx, device
         self.precision = resolve_precision(exp.train.precision, device)
         self.tb_dir = tb_dir / fold_dir.name
-        t, d = exp.train, exp.data
-        text_encoder = read_text_encoder_info(d.text_dir) if exp.model.uses_text else None
+        text_encoder = read_text_encoder_info(exp.data.text_dir) if exp.model.uses_text else None
         # what `fold<k>/best` tells a Predictor about the inputs the model expects
         self.checkpoint_info = CheckpointInfo(
-            max_audio_samples=d.max_audio_samples,
-            pad_quantum=d.pad_quantum,
+            max_audio_samples=exp.data.max_audio_samples,
+            pad_quantum=exp.data.pad_quantum,
             text_encoder=text_encoder.to_dict() if text_encoder else None,
             experiment=exp.to_dict(),
         )
+        self._build_data(manifest)
+        self._build_model()
+        # only where there is audio to fall back on (a text-only ablation trains as configured)
+        both = exp.model.uses_audio and exp.model.uses_text
+        self.drop_text_share = exp.train.text_dropout_utterances if both else 0.0
+        self.state = FoldState()
+        self.checkpointer = Checkpointer(self.dir / "state.pt", exp.hash())
+        for name, obj in (
+            ("model", self.model),
+            ("optimizer", self.optimizer),
+            ("scaler", self.scaler),
+            ("fold", self.state),
+            ("torch_rng", TorchRNG()),
+            ("cuda_rng", CudaRNG(device)),
+        ):
+            self.checkpointer.register(name, obj)
+        self._stop_requested = False
+
+    def _build_data(self, manifest: pd.DataFrame) -> None:
+        """The fold's datasets (train, model selection, test) and their loaders."""
+        exp, t, d, ctx, fold = self.exp, self.exp.train, self.exp.data, self.ctx, self.fold
         train_rows, release_select, test_rows = exp.corpus.split(manifest, fold)
         for what, rows in (("training", train_rows), ("test", test_rows)):
             if rows.empty:
@@ -208,15 +250,10 @@ class FoldTrainer:
         elif t.selection == "heldout":
             self.select_set = self.test_set
         shard = dict(num_replicas=ctx.world_size, rank=ctx.rank, pad_quantum=d.pad_quantum)
-        per_node = torch.cuda.device_count() if device.type == "cuda" else 1
-        feed = loader_settings(device, t.num_workers, min(per_node, ctx.world_size))
+        per_node = torch.cuda.device_count() if self.device.type == "cuda" else 1
+        feed = loader_settings(self.device, t.num_workers, min(per_node, ctx.world_size))
         self.train_loader = build_loader(
-            self.train_set,
-            t.batch_size,
-            bucket=d.bucket,
-            seed=t.seed,
-            **feed,
-            **shard,
+            self.train_set, t.batch_size, bucket=d.bucket, seed=t.seed, **feed, **shard
         )
         self.eval_loaders = {
             name: build_loader(ds, t.eval_batch_size, **feed, **shard)
@@ -224,8 +261,11 @@ class FoldTrainer:
             if ds is not None
         }
 
+    def _build_model(self) -> None:
+        """The model (DDP-wrapped as `self.ddp` under a launcher), AdamW and the loss scaler."""
+        t, device = self.exp.train, self.device
         torch.manual_seed(t.seed)  # identical initial weights on every rank and every run
-        self.model = MMERModel(exp.model).to(device)
+        self.model = MMERModel(self.exp.model).to(device)
         # fused: one kernel for the whole update (CPU and CUDA); the same AdamW math
         self.optimizer = torch.optim.AdamW(
             [p for p in self.model.parameters() if p.requires_grad],
@@ -234,7 +274,7 @@ class FoldTrainer:
             fused=True,
         )
         self.ddp = self.model
-        if ctx.enabled:
+        if self.ctx.enabled:
             # wav2vec2's LayerDrop skips whole layers at random: their weights then get no
             # gradient in that step, which DDP must be told to expect.
             encoder = getattr(self.model, "audio_encoder", None)
@@ -246,173 +286,157 @@ class FoldTrainer:
             )
         # fp16 needs loss scaling against underflowing gradients; bf16 and fp32 do not.
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.precision == "fp16")
-        # only where there is audio to fall back on (a text-only ablation trains as configured)
-        both = exp.model.uses_audio and exp.model.uses_text
-        self.drop_text_share = t.text_dropout_utterances if both else 0.0
-        self.state = FoldState()
-        self._stop_requested = False
 
-    # -- state ---------------------------------------------------------------------------------
-    @property
-    def state_path(self) -> Path:
-        return self.dir / "state.pt"
-
-    def save_state(self) -> None:
-        if not self.ctx.is_main:
-            return
-        payload = {
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scaler": self.scaler.state_dict(),
-            "fold": vars(self.state),
-            "torch_rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
-            "config_hash": self.exp.hash(),
-        }
-        with atomic_path(self.state_path) as tmp:
-            torch.save(payload, tmp)
-
-    def load_state(self) -> bool:
-        if not self.state_path.exists():
-            return False
-        payload = safe_torch_load(self.state_path)
-        if payload.get("config_hash") != self.exp.hash():
-            raise TrainingError(
-                f"{self.state_path} belongs to a run with another configuration; use a new "
-                "--save_path (or --no-resume to start this fold over)"
-            )
-        self.model.load_state_dict(payload["model"])
-        self.optimizer.load_state_dict(payload["optimizer"])
-        if payload.get("scaler"):
-            self.scaler.load_state_dict(payload["scaler"])
-        self.state = FoldState(**payload["fold"])
-        torch.set_rng_state(payload["torch_rng"])
-        if self.device.type == "cuda" and payload.get("cuda_rng"):
-            torch.cuda.set_rng_state_all(payload["cuda_rng"])
-        return True
-
-    # -- loop ----------------------------------------------------------------------------------
+    # -- the fold: epochs, model selection, test -----------------------------------------------
     def run(self) -> dict:
-        t = self.exp.train
+        t, s = self.exp.train, self.state
         self.dir.mkdir(parents=True, exist_ok=True)
-        if self.load_state():
-            _log(self.ctx, f"fold {self.fold}: resuming at epoch {self.state.epoch + 1}, "
-                 f"batch {self.state.batches_done}")  # fmt: skip
+        if self.checkpointer.load():
+            _log(self.ctx, f"fold {self.fold}: resuming at epoch {s.epoch + 1}, "
+                 f"batch {s.batches_done}")  # fmt: skip
         _log(self.ctx, f"fold {self.fold}: train {len(self.train_set)}, "
              f"{t.selection} selection, test {len(self.test_set)} utterances; "
              f"device {self.device}, precision {self.precision}")  # fmt: skip
         writer = _tensorboard(self.tb_dir) if self.ctx.is_main else None
         with _stop_on_signals(self):
-            while self.state.epoch < t.epochs:
+            while s.epoch < t.epochs:
                 losses = self.train_epoch()
                 record = {
-                    "epoch": self.state.epoch + 1,
+                    "epoch": s.epoch + 1,
                     "train": losses,
-                    "optimizer_steps": self.state.optimizer_steps,
+                    "optimizer_steps": s.optimizer_steps,
                     "lr": self.optimizer.param_groups[0]["lr"],  # of the epoch's last step
                 }
                 if "select" in self.eval_loaders:
-                    metrics = self.evaluate("select").metrics()
-                    record[t.selection] = _brief(metrics)
-                    if metrics["ua"] > self.state.best_ua:
-                        self.state.best_ua, self.state.best_epoch = (
-                            metrics["ua"],
-                            self.state.epoch + 1,
-                        )
-                        if self.ctx.is_main:
-                            save_model(self.model, self.dir / "best", self.checkpoint_info)
-                self.state.epoch += 1
-                self.state.batches_done = 0
-                self.state.running, self.state.running_count = {}, 0
-                self.state.history.append(record)
-                if self.ctx.is_main:
-                    lines = "".join(json.dumps(r) + "\n" for r in self.state.history)
-                    write_text_atomic(self.dir / "log.jsonl", lines)
-                    _log_scalars(writer, record)
-                self.save_state()  # after the best model: a kill in between redoes the epoch end
-                barrier(self.ctx)
+                    record[t.selection] = self.select()
+                self.end_epoch(record, writer)
         if t.selection == "last" and self.ctx.is_main:
-            self.state.best_epoch = t.epochs
+            s.best_epoch = t.epochs
             save_model(self.model, self.dir / "best", self.checkpoint_info)
         barrier(self.ctx)
         if writer is not None:
             writer.close()
         return self.test()
 
+    def select(self) -> dict:
+        """Score the epoch's model on the selection data; keep it in `best/` if it is the best
+        so far. Returns the brief metrics for the log."""
+        s = self.state
+        metrics = self.evaluate("select").metrics()
+        if metrics["ua"] > s.best_ua:
+            s.best_ua, s.best_epoch = metrics["ua"], s.epoch + 1
+            if self.ctx.is_main:
+                save_model(self.model, self.dir / "best", self.checkpoint_info)
+        return _brief(metrics)
+
+    def end_epoch(self, record: dict, writer: Any) -> None:
+        """Count the epoch as done, log it and save the state."""
+        s = self.state
+        s.epoch += 1
+        s.batches_done = 0
+        s.running, s.running_count = {}, 0
+        s.history.append(record)
+        if self.ctx.is_main:
+            write_text_atomic(
+                self.dir / "log.jsonl", "".join(json.dumps(r) + "\n" for r in s.history)
+            )
+            _log_scalars(writer, record)
+        self.checkpoint()  # after the best model: a kill in between redoes the epoch end
+        barrier(self.ctx)
+
+    def checkpoint(self) -> None:
+        """Save the resumable state (`state.pt`); rank 0 writes it for every rank."""
+        if self.ctx.is_main:
+            self.checkpointer.save()
+
+    # -- one epoch: the steps ------------------------------------------------------------------
     def train_epoch(self) -> dict[str, float]:
-        t, s = self.exp.train, self.state
+        """Train on the rest of the current epoch; returns its mean loss parts."""
+        s = self.state
+        self._start_epoch()
+        bar = tqdm(
+            total=self.batches_per_epoch, initial=s.batches_done, leave=False,
+            desc=f"fold {self.fold} epoch {s.epoch + 1}/{self.exp.train.epochs}",
+            disable=not self.ctx.is_main, dynamic_ncols=True,
+        )  # fmt: skip
+        window: list[MicroBatch] = []  # the current accumulation window's micro-batches
+        for batch in self.train_loader:
+            index = s.batches_done
+            window.append(self.forward_backward(batch, index))
+            s.batches_done += 1
+            bar.update(1)
+            if not self.window_ends(index):
+                continue
+            stop, skip = self.close_window(window, first=index + 1 - len(window))
+            window = []
+            if skip:
+                self.optimizer.zero_grad(set_to_none=True)  # the window's gradients go unused
+            else:
+                self.optimizer_step()
+            if self._periodic_save_due() or stop:
+                self.checkpoint()
+            if stop:
+                raise Interrupted(
+                    f"stopped at epoch {s.epoch + 1}, batch {s.batches_done}; state saved"
+                )
+            bar.set_postfix({k: f"{v:.3f}" for k, v in s.mean_losses().items()})
+        bar.close()
+        return s.mean_losses()
+
+    @property
+    def batches_per_epoch(self) -> int:
+        return len(self.train_loader.batch_sampler)
+
+    @property
+    def total_steps(self) -> int:
+        """Optimizer steps of the whole run (the schedule's length)."""
+        t = self.exp.train
+        return t.epochs * math.ceil(self.batches_per_epoch / t.accum_iter)
+
+    def window_ends(self, index: int) -> bool:
+        """Whether batch `index` (0-based, of the epoch) closes an accumulation window: every
+        `accum_iter` batches, and at the epoch's end."""
+        return (index + 1) % self.exp.train.accum_iter == 0 or index + 1 == self.batches_per_epoch
+
+    def _start_epoch(self) -> None:
+        """Point the sampler at the current epoch and, on resume, past its finished batches."""
+        s = self.state
         set_epoch(self.train_loader, s.epoch)
         self.train_loader.batch_sampler.load_state_dict(
             {"epoch": s.epoch, "batches_consumed": s.batches_done}
         )
-        n_batches = len(self.train_loader.batch_sampler)
         self.ddp.train()
-        # Per micro-batch of the current accumulation window, on the device: (non-finite flag,
-        # loss parts...) in float64 (exact for float32 parts). Read back once per window.
-        window: list[torch.Tensor] = []
-        keys: list[str] = []
-        bar = tqdm(
-            total=n_batches, initial=s.batches_done, desc=f"fold {self.fold} epoch {s.epoch + 1}/{t.epochs}",
-            disable=not self.ctx.is_main, dynamic_ncols=True, leave=False,
-        )  # fmt: skip
-        total_steps = t.epochs * math.ceil(n_batches / t.accum_iter)
-        for batch in self.train_loader:
-            i = s.batches_done
-            step_now = (i + 1) % t.accum_iter == 0 or i + 1 == n_batches
-            sync = (
-                contextlib.nullcontext() if step_now or not self.ctx.enabled else self.ddp.no_sync()
-            )
-            if self.drop_text_share:
-                batch = drop_text(batch, self.drop_text_share, (t.seed, s.epoch, i))
-            with sync:
-                with autocast(self.device, self.precision):
-                    objectives = self.ddp(batch.to(self.device))
-                self.scaler.scale(objectives.loss / t.accum_iter).backward()
-            parts = objectives.parts()
-            keys = list(parts)
-            bad = ~torch.isfinite(parts["loss"])
-            window.append(torch.stack([bad.double(), *(v.double() for v in parts.values())]))
-            s.batches_done += 1
-            bar.update(1)
-            if not step_now:
-                continue
-            stop, window_bad = self._close_window(window, keys, s.batches_done - len(window))
-            window = []
-            if not window_bad:
-                lr = scheduled_lr(t, s.optimizer_steps, total_steps)
-                for group in self.optimizer.param_groups:
-                    group["lr"] = lr
-                self.scaler.step(self.optimizer)
-                self.scaler.update()
-                s.optimizer_steps += 1
-            self.optimizer.zero_grad(set_to_none=True)
-            if (
-                t.save_every_steps
-                and s.optimizer_steps % t.save_every_steps == 0
-                and s.batches_done < n_batches
-            ):
-                self.save_state()
-            if stop:
-                self.save_state()
-                raise Interrupted(
-                    f"stopped at epoch {s.epoch + 1}, batch {s.batches_done}; state saved"
-                )
-            bar.set_postfix({k: f"{v / max(1, s.running_count):.3f}" for k, v in s.running.items()})
-        bar.close()
-        return {k: v / max(1, s.running_count) for k, v in s.running.items()}
 
-    def _close_window(
-        self, window: list[torch.Tensor], keys: list[str], first: int
-    ) -> tuple[bool, bool]:
+    def forward_backward(self, batch: Batch, index: int) -> MicroBatch:
+        """Loss and gradients of micro-batch `index`, scaled for accumulation.
+
+        Text dropout is drawn from (seed, epoch, index); under DDP the gradients are
+        all-reduced only at the window's last micro-batch. No host sync.
+        """
+        t = self.exp.train
+        accumulate = self.ctx.enabled and not self.window_ends(index)
+        if self.drop_text_share:
+            batch = drop_text(batch, self.drop_text_share, (t.seed, self.state.epoch, index))
+        with self.ddp.no_sync() if accumulate else contextlib.nullcontext():
+            with autocast(self.device, self.precision):
+                objectives = self.ddp(batch.to(self.device))  # compute_objectives
+            self.scaler.scale(objectives.loss / t.accum_iter).backward()
+        parts = objectives.parts()
+        bad = ~torch.isfinite(parts["loss"])
+        record = torch.stack([bad.double(), *(v.double() for v in parts.values())])
+        return MicroBatch(record, tuple(parts))
+
+    def close_window(self, window: list[MicroBatch], first: int) -> tuple[bool, bool]:
         """End of an accumulation window: the one host sync and the one collective of a step.
 
         The ranks agree (one all-reduce of max) on which micro-batches had a non-finite loss
         anywhere and on whether any rank was asked to stop, so they all skip or take the same
         step and stop at the same one. Finite micro-batches' parts join the running sums.
-        Returns (stop, window_bad). `first` is the window's first batch index.
+        Returns (stop, skip the step). `first` is the window's first batch index.
         """
         t, s = self.exp.train, self.state
-        records = torch.stack(window)  # (micro-batches, 1 + parts)
+        records = torch.stack([m.record for m in window])  # (micro-batches, 1 + parts)
+        names = window[-1].names
         stop = torch.tensor([float(self._stop_requested)]).to(self.device, non_blocking=True)
         flags = all_max(torch.cat([records[:, 0], stop]), self.ctx)
         host = torch.cat([flags, records[:, 1:].flatten()]).tolist()
@@ -424,7 +448,7 @@ class FoldTrainer:
                 _log(self.ctx, f"fold {self.fold}: non-finite loss at epoch {s.epoch + 1} batch "
                      f"{first + j + 1} ({s.bad_steps} so far); its accumulation window is skipped")  # fmt: skip
                 continue
-            for k, v in zip(keys, values[j * len(keys) : (j + 1) * len(keys)], strict=True):
+            for k, v in zip(names, values[j * len(names) : (j + 1) * len(names)], strict=True):
                 s.running[k] = s.running.get(k, 0.0) + v
             s.running_count += 1
         if s.bad_steps > t.max_bad_steps:
@@ -434,7 +458,29 @@ class FoldTrainer:
             )
         return stop_agreed, any(b > 0 for b in bad)
 
+    def optimizer_step(self) -> None:
+        """Set the scheduled learning rate, step (through the loss scaler), clear gradients."""
+        s = self.state
+        lr = scheduled_lr(self.exp.train, s.optimizer_steps, self.total_steps)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        s.optimizer_steps += 1
+        self.optimizer.zero_grad(set_to_none=True)
+
+    def _periodic_save_due(self) -> bool:
+        """`save_every_steps` is due, and the epoch is not over (its end saves anyway)."""
+        every, s = self.exp.train.save_every_steps, self.state
+        return (
+            bool(every)
+            and s.optimizer_steps % every == 0
+            and s.batches_done < self.batches_per_epoch
+        )
+
+    # -- evaluation ----------------------------------------------------------------------------
     def evaluate(self, which: str) -> Predictions:
+        """Predictions on "select" or "test", gathered from every rank."""
         preds = predict(self.model, self.eval_loaders[which], self.device, self.precision)
         return gather_predictions(preds, self.ctx)
 
@@ -479,26 +525,6 @@ def drop_text(batch: Batch, share: float, key: tuple[int, ...]) -> Batch:
     text = batch.view.text.clone()
     text[drop] = 0.0
     return dataclasses.replace(batch, view=dataclasses.replace(batch.view, text=text))
-
-
-def scheduled_lr(t: TrainConfig, step: int, total_steps: int) -> float:
-    """The learning rate of optimizer step `step` (0-based) of `total_steps`.
-
-    A pure function of the step count (which the resumable state stores): a resumed run
-    uses exactly the rates of an uninterrupted one. "constant" without warmup is `t.lr`
-    throughout, the published pipeline's behaviour.
-    """
-    warmup = t.warmup_steps or round(t.warmup_fraction * total_steps)
-    if step < warmup:
-        return t.lr * (step + 1) / warmup
-    if t.lr_schedule == "constant":
-        return t.lr
-    progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
-    if t.lr_schedule == "cosine":
-        factor = 0.5 * (1.0 + math.cos(math.pi * progress))
-    else:  # linear
-        factor = 1.0 - progress
-    return t.lr * (t.min_lr_ratio + (1.0 - t.min_lr_ratio) * factor)
 
 
 def validation_split(

@@ -10,3 +10,7 @@ class MMERError(Exception):
 
 class DataError(MMERError, ValueError):
     """A user-fixable problem with input data; the message names the file/row and what was expected."""
+
+
+class TrainingError(MMERError, RuntimeError):
+    """Training cannot go on (e.g. too many non-finite losses, a state file of another run)."""
