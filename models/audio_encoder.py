@@ -188,11 +188,12 @@ class ValidFrameGroupNorm(nn.GroupNorm):
             return super().forward(x)
         if torch.compiler.is_compiling() or torch.compiler.is_exporting():
             return self._masked(x, self.valid_frames)  # a graph without data-dependent shapes
-        out = x.new_zeros(x.shape)
+        out = torch.empty_like(x)  # written once: valid frames normalised, the rest zeros
         for i, n in enumerate(self.valid_frames.tolist()):  # one host sync per batch
             # the very kernel the unpadded utterance goes through, on its valid frames
             out[i, :, :n] = F.group_norm(x[i : i + 1, :, :n], self.num_groups, self.weight,
                                          self.bias, self.eps)[0]  # fmt: skip
+            out[i, :, n:] = 0
         return out
 
     def _masked(self, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:

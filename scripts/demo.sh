@@ -134,12 +134,13 @@ run_sh() { # run_sh SAVE_PATH MODALITIES SESSION...
     SEED=$SEED PYTHON=$PYTHON sh run.sh --modalities "$modalities" --sessions "$@"
 }
 
-# Folds train JOBS at a time, one thread each: the demo's 64-wide model leaves a second thread
-# mostly waiting, so two one-thread folds side by side finish ~1.5x sooner than two-thread folds
-# one after another (docs/demo.md). Each job has its own directory; its finished folds are then
+# Folds train JOBS at a time (default: all of them), one thread each: the demo's 64-wide model
+# leaves a second thread mostly waiting, so one-thread folds side by side finish sooner than
+# two-thread folds one after another, and with one job per fold no core idles at the end
+# waiting for a last fold (docs/demo.md). Each job has its own directory; its finished folds are then
 # moved into SAVE_PATH, and a last run.sh over all sessions reads them back (nothing is
 # retrained) and writes the results. Re-running resumes, as run.sh does.
-JOBS=${DEMO_JOBS:-2}
+JOBS=${DEMO_JOBS:-$(echo "$SESSIONS" | wc -w)}
 train() { # train SAVE_PATH MODALITIES
   todo=""
   for s in $SESSIONS; do [ -f "$1/fold$s/result.json" ] || todo="$todo $s"; done
