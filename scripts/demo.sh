@@ -129,9 +129,10 @@ EPOCHS=${EPOCHS_OVERRIDE:-$EPOCHS}
 run_sh() { # run_sh SAVE_PATH MODALITIES SESSION...
   save=$1 modalities=$2
   shift 2
-  CONFIG=$CONFIG CSV=$CSV AUDIO=$WAV ROBERTA=$EMB AUDIO_AUG=$WAV_AUG ROBERTA_AUG=$EMB_AUG \
-    SAVE_PATH=$save LAMBDA=$LAMBDA EPOCHS=$EPOCHS BATCH_SIZE=$BATCH_SIZE ACCUM=$ACCUM LR=$LR \
-    SEED=$SEED PYTHON=$PYTHON sh run.sh --modalities "$modalities" --sessions "$@"
+  CONFIG=$CONFIG CSV_PATH=$CSV AUDIO_DIR=$WAV TEXT_DIR=$EMB AUGMENTED_AUDIO_DIR=$WAV_AUG \
+    AUGMENTED_TEXT_DIR=$EMB_AUG SAVE_PATH=$save LAMBDA_AUX=$LAMBDA EPOCHS=$EPOCHS \
+    BATCH_SIZE=$BATCH_SIZE ACCUM_ITER=$ACCUM LR=$LR SEED=$SEED PYTHON=$PYTHON \
+    sh run.sh --modalities "$modalities" --sessions "$@"
 }
 
 # Folds train JOBS at a time, one thread each: the demo's 64-wide model leaves a second thread
