@@ -1,7 +1,7 @@
 """The first GPU run's checks, each figure written into one folder (`scripts/gpu_check.sh`
 installs what is missing and calls this).
 
-    python scripts/gpu_check.py --out OUT [--device cuda] [--utterances 5531]
+    python -m scripts.gpu_check --out OUT [--device cuda] [--utterances 5531]
 
 Steps (a failing step is recorded in summary.json and the next one runs):
   versions        python, torch, CUDA, cuDNN, transformers, GPUs, nvidia-smi
@@ -31,10 +31,9 @@ import traceback
 import warnings
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import torch
 
-import torch  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 # The dry run's model: the tests' tiny shapes (full size: configs/mmer.yaml as it is).
 TINY = {

@@ -150,3 +150,23 @@ def test_run_sh_variables_set_the_config_key_of_their_name(tmp_path):
     old = {**ENV, "ROBERTA": "emb"}  # an earlier name is refused, not ignored
     done = subprocess.run(run_sh, cwd=tmp_path, env=old, capture_output=True, text=True)
     assert done.returncode == 2 and "ROBERTA is now TEXT_DIR" in done.stderr
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["data_prep.prepare_iemocap", "--corpus", "empty", "--out_csv", "m.csv"],
+        ["data_prep.prepare_msp_podcast", "--corpus", "empty", "--out_csv", "m.csv"],
+        ["data_prep.embed_text", "--csv", "nowhere.csv"],
+        ["data_prep.augment_audio", "--csv", "nowhere.csv", "--out_dir", "aug"],
+        ["data_prep.demo.paraphrase", "--csv", "nowhere.csv"],
+    ],
+)
+def test_data_prep_scripts_end_a_user_error_with_one_line(command, tmp_path):
+    (tmp_path / "empty").mkdir()
+    env = {**ENV, "PYTHONPATH": str(ROOT)}  # as `python -m` from the checkout root would
+    done = subprocess.run([sys.executable, "-m", *command], cwd=tmp_path, env=env,
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("error: ") and "Traceback" not in done.stderr
+    assert ("empty" if "--corpus" in command else "nowhere.csv") in done.stderr
