@@ -71,3 +71,12 @@ def test_infer_evaluate_takes_the_same_spellings():
 def test_set_takes_a_float_in_exponent_notation():
     assert settings("--set", "train.lr=3e-5").train.lr == 3e-5
     assert settings("--set", "data.text_dir=1e-4").data.text_dir == "1e-4"  # a str stays one
+
+
+def test_a_set_value_that_is_not_yaml_is_a_config_error(tmp_path, capsys):
+    assert (
+        train.main(["--set", "model.audio_encoder_overrides={a: [", "--save_path", str(tmp_path)])
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert err.startswith("error: --set model.audio_encoder_overrides: ") and "Traceback" not in err

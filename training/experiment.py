@@ -50,7 +50,8 @@ _FIRST_HASHED = {
 }  # fmt: skip
 # Runs made before `audio_padding` existed were trained with the published padding, not the
 # default "exact": that value hashes as the key's absence, so those runs resume only when asked
-# for it by name.
+# for it by name. Changing the default of a key that is not in _FIRST_HASHED needs the same:
+# its old default here, or runs that relied on it would resume under the new one.
 _ABSENT_AS = {("model", "audio_padding"): "published"}
 
 

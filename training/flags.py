@@ -114,15 +114,19 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
             raise ConfigError(
                 f"--set {item!r}: expected SECTION.KEY=VALUE with SECTION in {'/'.join(out)}"
             )
-        out[section][key] = _yaml_value(value, SECTIONS[section], key)
+        out[section][key] = _yaml_value(value, section, key)
     return out
 
 
-def _yaml_value(text: str, cls: type, key: str) -> Any:
+def _yaml_value(text: str, section: str, key: str) -> Any:
     """A --set value as YAML, except that a float setting also takes `1e-4` (YAML 1.1, which
     PyYAML reads, has a float only with a dot: `1.0e-4`)."""
-    value = yaml.safe_load(text)
-    if isinstance(value, str) and float in _members(typing.get_type_hints(cls).get(key)):
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"--set {section}.{key}: {text!r} is not a YAML value ({err})") from None
+    hint = typing.get_type_hints(SECTIONS[section]).get(key)
+    if isinstance(value, str) and float in _members(hint):
         try:
             return float(value)
         except ValueError:
