@@ -84,9 +84,9 @@ class Check:
     def train_args(self, corpus: dict, save: Path, workers: int, sessions=("1",)) -> list[str]:
         sets = [f"model.{k}={v}" for k, v in self.model_overrides().items()]
         args = ["--config", "configs/mmer.yaml", "--csv_path", str(corpus["csv"]),
-                "--data_path_audio", str(corpus["wav"]), "--data_path_roberta", str(corpus["emb"]),
-                "--data_path_audio_augmented", str(corpus["wav_aug"]),
-                "--data_path_roberta_augmented", str(corpus["emb_aug"]),
+                "--audio_dir", str(corpus["wav"]), "--text_dir", str(corpus["emb"]),
+                "--augmented_audio_dir", str(corpus["wav_aug"]),
+                "--augmented_text_dir", str(corpus["emb_aug"]),
                 "--sessions", *sessions, "--epochs", "1", "--num_workers", str(workers),
                 "--device", str(self.device), "--save_path", str(save), "--no-resume"]  # fmt: skip
         for s in sets:
