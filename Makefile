@@ -17,7 +17,7 @@ endif
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	if [ "$$(cat $(TORCH_STAMP) 2>/dev/null)" != '$(TORCH_SPEC)' ]; then \
@@ -25,6 +25,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PY) -m pip install -q $(TORCH_SPEC)
 	$(PY) scripts/check_torch.py $(TORCH_SPEC)
 	$(PY) -m pip install -q -r requirements.txt -r requirements-dev.txt
+	$(PY) -m pip install -q --no-deps -e .  # the packages (pyproject.toml)
 	echo '$(TORCH_SPEC)' > $(TORCH_STAMP)
 	touch $@
 

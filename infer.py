@@ -3,7 +3,7 @@ export it to ONNX. Every command goes through `inference.Predictor`.
 
 Evaluate (what `bash infer.sh` runs):
     python infer.py evaluate --session 1 --config configs/mmer.yaml --csv_path data/iemocap.csv \
-        --data_path_audio data/iemocap --data_path_roberta data/roberta \
+        --audio_dir data/iemocap --text_dir data/roberta \
         --checkpoint_path exp/mmer/fold1/best --predictions preds.csv
     ... --transcripts asr [--asr_model ID_OR_DIR]   # ASR transcripts instead of the manifest's
 
@@ -37,6 +37,7 @@ from training.corpus import CORPORA
 from training.data import MMERDataset, build_loader
 from training.evaluation import Predictions
 from training.experiment import Experiment, load_experiment
+from training.flags import add_flag
 from training.manifest import DataError, format_skipped, read_manifest, select_groups
 from utils.errors import MMERError
 from utils.io import write_json_atomic, write_text_atomic
@@ -82,8 +83,8 @@ def evaluate(args: argparse.Namespace) -> int:
     else:
         dataset = MMERDataset(
             rows,
-            args.data_path_audio,
-            args.data_path_roberta,
+            args.audio_dir,
+            args.text_dir,
             text_dim=predictor.config.text_dim,
             max_audio_samples=predictor.info.max_audio_samples,
             on_bad_input=args.on_bad_input,
@@ -120,7 +121,7 @@ def evaluate(args: argparse.Namespace) -> int:
 def evaluate_with_asr(predictor: Predictor, rows, args) -> tuple[Predictions, list]:
     """The paper's ASR-transcript experiment: each utterance's transcript comes from ASR
     and is embedded with the checkpoint's text encoder (the manifest's text is not used)."""
-    audio_dir = Path(args.data_path_audio)
+    audio_dir = Path(args.audio_dir)
     requests = [Request(audio_dir / f"{name}.wav") for name in rows["FileName"]]
     skipped: list[tuple[str, str]] = []
     results = predictor.predict_many(requests, args.on_bad_input, skipped, progress=True)
@@ -238,12 +239,11 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         help="the held-out group: an IEMOCAP session 1-5, or a partition (test, dev)",
     )
-    e.add_argument("--corpus", choices=sorted(CORPORA), default="iemocap")  # fmt: skip
+    add_flag(e, "data.corpus", default="iemocap")
     e.add_argument("--config", "--config_path", dest="config",
                    help="experiment YAML (needed for the authors' .pt)")  # fmt: skip
-    e.add_argument("--csv_path", required=True)
-    e.add_argument("--data_path_audio", required=True)
-    e.add_argument("--data_path_roberta", required=True)
+    for key in ("data.csv_path", "data.audio_dir", "data.text_dir"):
+        add_flag(e, key, required=True)
     e.add_argument("--checkpoint_path", required=True)
     e.add_argument("--predictions", help="write per-utterance predictions (CSV)")
     e.add_argument("--json", help="write the metrics here (default: beside --predictions)")
@@ -267,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--asr_model", help="ASR model for missing transcripts (hub id or "
                         "dir; default openai/whisper-small.en)")  # fmt: skip
         sp.add_argument("--batch_size", type=int, default=8, help="utterances per batch")
-        sp.add_argument("--on_bad_input", choices=("error", "skip"), default="error")
+        add_flag(sp, "data.on_bad_input", default="error")
         sp.add_argument("--device", default="auto")
         sp.add_argument("--precision", choices=PRECISIONS, default="auto",
                         help="auto: bf16 where the hardware runs it natively")  # fmt: skip

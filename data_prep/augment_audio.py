@@ -1,6 +1,6 @@
 """Speech for the paraphrases in other voices: the augmented audio view.
 
-    python data_prep/augment_audio.py --csv data/iemocap.csv --out_dir data/iemocap_augmented --engine espeak
+    python -m data_prep.augment_audio --csv data/iemocap.csv --out_dir data/iemocap_augmented --engine espeak
 
 Writes `<out_dir>/<voice>_<FileName>.wav` (16 kHz mono), the authors' naming: the loader takes
 the part from the last `Ses` as the original utterance. Engines (registry `ENGINES`):
@@ -26,8 +26,8 @@ import soundfile as sf
 import soxr
 from tqdm import tqdm
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from data_prep.espeak import (  # noqa: E402
+from data_prep.cli import run
+from data_prep.espeak import (
     Espeak,
     Prosody,
     Request,
@@ -35,8 +35,8 @@ from data_prep.espeak import (  # noqa: E402
     synthesize_many,
     trim_trailing_silence,
 )
-from training.manifest import read_manifest  # noqa: E402
-from utils import audio as audio_io  # noqa: E402
+from training.manifest import read_manifest
+from utils import audio as audio_io
 
 
 @dataclass
@@ -72,7 +72,7 @@ def voice_tag(voice: str) -> str:
 
 
 class EspeakEngine:
-    """eSpeak NG (libespeak-ng) with varied voices and prosody: offline, ~7 ms an utterance."""
+    """eSpeak NG (libespeak-ng) with varied voices and prosody, offline."""
 
     # "en", not "en-gb": "en-gb" is a language, not a voice (the espeak-ng program used one male
     # voice for every "en-gb+<variant>"; data_prep/espeak.py refuses it)
@@ -214,4 +214,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run(main))

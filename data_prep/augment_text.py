@@ -1,6 +1,6 @@
 """Paraphrases by back-translation (English -> French -> English) into the CSV's AugmentedText.
 
-    python data_prep/augment_text.py --csv data/iemocap.csv --model facebook/nllb-200-distilled-600M
+    python -m data_prep.augment_text --csv data/iemocap.csv --model facebook/nllb-200-distilled-600M
 
 Any HF seq2seq translation model: a multilingual one (NLLB-200: codes eng_Latn/fra_Latn; M2M100:
 en/fr) given as `--model`, or a pair of one-direction models (Marian opus-mt-en-fr /
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import sys
 import time
 from pathlib import Path
 
@@ -23,8 +22,8 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from training.manifest import REQUIRED_COLUMNS, DataError  # noqa: E402
+from data_prep.cli import run
+from training.manifest import REQUIRED_COLUMNS, DataError
 
 
 class Translator:
@@ -174,4 +173,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run(main))

@@ -1,9 +1,24 @@
-"""The command line every corpus preparation script shares (prepare_<corpus>.py)."""
+"""What the data-preparation scripts share: how a user error ends a script, and the command
+line of every corpus preparation script (prepare_<corpus>.py)."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Callable
 from pathlib import Path
+
+from utils.errors import MMERError
+
+
+def run(main: Callable[[], int]) -> int:
+    """A script's `main()`, for its `__main__`: a user error (MMERError, or a file that cannot
+    be read or written) ends it with one line on stderr and status 2, not a traceback."""
+    try:
+        return main()
+    except (MMERError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
 
 
 def preparation_args(

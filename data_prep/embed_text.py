@@ -1,6 +1,6 @@
 """Token embeddings of the transcripts (and paraphrases) with any HF encoder, as the authors shipped them.
 
-    python data_prep/embed_text.py --csv data/iemocap.csv --model roberta-base \
+    python -m data_prep.embed_text --csv data/iemocap.csv --model roberta-base \
         --out_dir data/roberta --aug_out_dir data/roberta_augmented
 
 Writes `<out_dir>/<FileName>.npy` for `Sentences` and `<aug_out_dir>/<FileName>.npy` for
@@ -14,7 +14,6 @@ directory, a hash of its weights): checkpoints trained on these embeddings recor
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
@@ -22,9 +21,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from models.text_encoder import TextEncoder, TextEncoderError, read_info, write_info  # noqa: E402
-from training.manifest import read_manifest  # noqa: E402
+from data_prep.cli import run
+from models.text_encoder import TextEncoder, TextEncoderError, read_info, write_info
+from training.manifest import read_manifest
 
 
 def embed_column(df, column: str, out_dir: Path, encoder: TextEncoder, args) -> tuple[int, int]:
@@ -94,4 +93,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run(main))

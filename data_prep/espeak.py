@@ -1,7 +1,7 @@
 """eSpeak NG through its C library: the one synthesizer of the demo corpus and of
 `augment_audio.py --engine espeak`.
 
-    python data_prep/espeak.py            # check that the synthesizer loads; print its version
+    python -m data_prep.espeak          # check that the synthesizer loads; print its version
 
 libespeak-ng and its data come from the pip wheel `espeakng-loader` (pinned in
 requirements.txt: a pinned synthesizer gives the same demo corpus on every OS), called through
@@ -31,6 +31,9 @@ from xml.sax.saxutils import escape
 
 import numpy as np
 
+from data_prep.cli import run
+from utils.errors import MMERError
+
 # requirements.txt pins the same version; the demo corpus records the library version it used.
 WHEEL = "espeakng-loader==0.2.4"
 INSTALL_HINT = f"pip install {WHEEL} (it is in requirements.txt; `make venv` installs it)"
@@ -49,11 +52,11 @@ _SYNTH_CALLBACK = ctypes.CFUNCTYPE(
 )
 
 
-class SynthesizerUnavailable(RuntimeError):
+class SynthesizerUnavailable(MMERError, RuntimeError):
     """libespeak-ng or its data cannot be found or loaded."""
 
 
-class UnknownVoice(ValueError):
+class UnknownVoice(MMERError, ValueError):
     """A voice name (or its +variant) that the library does not have."""
 
 
@@ -235,16 +238,15 @@ class _Session:
 def trim_trailing_silence(samples: np.ndarray, rate: int, keep_s: float = 0.1) -> np.ndarray:
     """Drop the pause eSpeak NG puts after the last sentence, keeping `keep_s` seconds.
 
-    That pause is ~0.45 s, 17.5 % of the demo corpus' audio: silence that every training step
-    pays for (the CNN and attention cost grow with length) and that says nothing.
+    The pause is silence that every training step pays for (the CNN and attention cost grow
+    with length) and that says nothing (its size: docs/data.md).
     """
     loud = np.flatnonzero(np.abs(samples) > 327)  # -40 dBFS in int16
     end = (loud[-1] + 1 if len(loud) else 0) + int(keep_s * rate)
     return samples[: min(len(samples), end)]
 
 
-# ~7 ms an utterance in one process, ~1 s to start a spawned worker: a worker pays off from
-# about 500 utterances on (the demo corpus, 430, is spoken in one process in ~3 s)
+# a spawned worker's start-up pays off from about this many utterances on (docs/data.md)
 MIN_PER_WORKER = 500
 
 _worker: Espeak | None = None
@@ -295,4 +297,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run(main))

@@ -1,6 +1,6 @@
 """Turn IEMOCAP_full_release into the authors' manifest and 16 kHz mono wavs.
 
-    python data_prep/prepare_iemocap.py --corpus data/IEMOCAP_full_release --out_csv data/iemocap.csv --out_wav_dir data/iemocap
+    python -m data_prep.prepare_iemocap --corpus data/IEMOCAP_full_release --out_csv data/iemocap.csv --out_wav_dir data/iemocap
 
 `--corpus` may also be the release tarball (`data/IEMOCAP_full_release.tar.gz`): the label,
 transcription and sentence-wav members are extracted next to it once. Keeps the 4 classes
@@ -16,7 +16,6 @@ rewrites it; AugmentedText of rows kept is carried over), and existing wavs are 
 from __future__ import annotations
 
 import re
-import sys
 import tarfile
 from collections import Counter
 from pathlib import Path
@@ -24,11 +23,10 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from data_prep.cli import preparation_args  # noqa: E402
-from models.vocab import clean_ctc_text  # noqa: E402
-from training.manifest import LABEL_TO_ID, REQUIRED_COLUMNS, DataError  # noqa: E402
-from utils import audio as audio_io  # noqa: E402
+from data_prep.cli import preparation_args, run
+from models.vocab import clean_ctc_text
+from training.manifest import LABEL_TO_ID, REQUIRED_COLUMNS, DataError
+from utils import audio as audio_io
 
 KEEP = tuple(LABEL_TO_ID)  # hap, exc, ang, neu, sad
 EXPECTED_PER_SESSION = {1: 1085, 2: 1023, 3: 1151, 4: 1031, 5: 1241}  # 5531 in all
@@ -173,4 +171,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run(main))

@@ -1,6 +1,6 @@
 """Turn an MSP-Podcast release into an MMER manifest and 16 kHz mono wavs.
 
-    python data_prep/prepare_msp_podcast.py --corpus data/MSP-Podcast --out_csv data/msp_podcast.csv --out_wav_dir data/msp_podcast
+    python -m data_prep.prepare_msp_podcast --corpus data/MSP-Podcast --out_csv data/msp_podcast.csv --out_wav_dir data/msp_podcast
 
 The release (licensed by UT Dallas; request it from the MSP lab) is read as laid out:
 `Audios/<FileName>.wav`, `Labels/labels_consensus.csv` (`FileName, EmoClass, EmoAct, EmoVal,
@@ -16,19 +16,17 @@ Test1) and `Speaker`. Idempotent like prepare_iemocap.py: an existing CSV is lef
 
 from __future__ import annotations
 
-import sys
 from collections import Counter
 from pathlib import Path
 
 import pandas as pd
 from tqdm import tqdm
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from data_prep.cli import preparation_args  # noqa: E402
-from models.vocab import clean_ctc_text  # noqa: E402
-from training.manifest import REQUIRED_COLUMNS, DataError  # noqa: E402
-from utils import audio as audio_io  # noqa: E402
-from utils.io import write_text_atomic  # noqa: E402
+from data_prep.cli import preparation_args, run
+from models.vocab import clean_ctc_text
+from training.manifest import REQUIRED_COLUMNS, DataError
+from utils import audio as audio_io
+from utils.io import write_text_atomic
 
 KEEP = ("A", "H", "N", "S")
 SPLITS = {"Train": "train", "Development": "dev", "Test1": "test"}
@@ -111,4 +109,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run(main))

@@ -55,13 +55,13 @@ mkdir -p "$DATA" && echo "$SETTINGS" >"$MADE_FROM"
 
 # Speech comes from libespeak-ng in the pip wheel espeakng-loader (requirements.txt): without it
 # the demo would have no corpus and no augmented speech, so stop here and say what to install.
-if ! "$PYTHON" data_prep/espeak.py; then
+if ! "$PYTHON" -m data_prep.espeak; then
   echo "demo.sh: the demo needs the eSpeak NG speech synthesizer: pip install espeakng-loader==0.2.4 (make venv installs requirements.txt)" >&2
   exit 2
 fi
 
 header "2/7" "demo corpus: $UTTERANCES utterances per speaker, 10 speakers -> $DATA/IEMOCAP_full_release"
-"$PYTHON" data_prep/make_demo_corpus.py --out "$DATA/IEMOCAP_full_release" \
+"$PYTHON" -m data_prep.demo.make_corpus --out "$DATA/IEMOCAP_full_release" \
   --utterances_per_speaker "$UTTERANCES" --seed "$SEED"
 
 # What the corpus generator wrote it from (its settings and version): everything derived from
@@ -86,7 +86,7 @@ fi
 echo "$CORPUS_ID" >"$DERIVED_FROM"
 
 header "3/7" "IEMOCAP preparation -> $CSV, $WAV"
-"$PYTHON" data_prep/prepare_iemocap.py --corpus "$DATA/IEMOCAP_full_release" \
+"$PYTHON" -m data_prep.prepare_iemocap --corpus "$DATA/IEMOCAP_full_release" \
   --out_csv "$CSV" --out_wav_dir "$WAV"
 
 header "4/7" "text embeddings: all-MiniLM-L6-v2 (384-d) -> $EMB"
@@ -109,9 +109,9 @@ print(f"{path}: sha256 {got[:8]}... ok")
 PY
 
 header "5/7" "augmentation: template paraphrases -> AugmentedText, their embeddings, eSpeak NG voices"
-"$PYTHON" data_prep/paraphrase_demo.py --csv "$CSV"
-"$PYTHON" data_prep/embed_text.py --csv "$CSV" --model "$MINILM" --out_dir "$EMB" --aug_out_dir "$EMB_AUG"
-"$PYTHON" data_prep/augment_audio.py --csv "$CSV" --out_dir "$WAV_AUG" --engine espeak \
+"$PYTHON" -m data_prep.demo.paraphrase --csv "$CSV"
+"$PYTHON" -m data_prep.embed_text --csv "$CSV" --model "$MINILM" --out_dir "$EMB" --aug_out_dir "$EMB_AUG"
+"$PYTHON" -m data_prep.augment_audio --csv "$CSV" --out_dir "$WAV_AUG" --engine espeak \
   --variants 1 --seed "$SEED"
 
 # The headline numbers run.sh passes as flags are read from the config (single source).
@@ -129,9 +129,10 @@ EPOCHS=${EPOCHS_OVERRIDE:-$EPOCHS}
 run_sh() { # run_sh SAVE_PATH MODALITIES SESSION...
   save=$1 modalities=$2
   shift 2
-  CONFIG=$CONFIG CSV=$CSV AUDIO=$WAV ROBERTA=$EMB AUDIO_AUG=$WAV_AUG ROBERTA_AUG=$EMB_AUG \
-    SAVE_PATH=$save LAMBDA=$LAMBDA EPOCHS=$EPOCHS BATCH_SIZE=$BATCH_SIZE ACCUM=$ACCUM LR=$LR \
-    SEED=$SEED PYTHON=$PYTHON sh run.sh --modalities "$modalities" --sessions "$@"
+  CONFIG=$CONFIG CSV_PATH=$CSV AUDIO_DIR=$WAV TEXT_DIR=$EMB AUGMENTED_AUDIO_DIR=$WAV_AUG \
+    AUGMENTED_TEXT_DIR=$EMB_AUG SAVE_PATH=$save LAMBDA_AUX=$LAMBDA EPOCHS=$EPOCHS \
+    BATCH_SIZE=$BATCH_SIZE ACCUM_ITER=$ACCUM LR=$LR SEED=$SEED PYTHON=$PYTHON \
+    sh run.sh --modalities "$modalities" --sessions "$@"
 }
 
 # Folds train JOBS at a time (default: all of them), one thread each: the demo's 64-wide model

@@ -1,7 +1,7 @@
 """The first GPU run's checks, each figure written into one folder (`scripts/gpu_check.sh`
 installs what is missing and calls this).
 
-    python scripts/gpu_check.py --out OUT [--device cuda] [--utterances 5531]
+    python -m scripts.gpu_check --out OUT [--device cuda] [--utterances 5531]
 
 Steps (a failing step is recorded in summary.json and the next one runs):
   versions        python, torch, CUDA, cuDNN, transformers, GPUs, nvidia-smi
@@ -31,10 +31,9 @@ import traceback
 import warnings
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import torch
 
-import torch  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 # The dry run's model: the tests' tiny shapes (full size: configs/mmer.yaml as it is).
 TINY = {
@@ -85,9 +84,9 @@ class Check:
     def train_args(self, corpus: dict, save: Path, workers: int, sessions=("1",)) -> list[str]:
         sets = [f"model.{k}={v}" for k, v in self.model_overrides().items()]
         args = ["--config", "configs/mmer.yaml", "--csv_path", str(corpus["csv"]),
-                "--data_path_audio", str(corpus["wav"]), "--data_path_roberta", str(corpus["emb"]),
-                "--data_path_audio_augmented", str(corpus["wav_aug"]),
-                "--data_path_roberta_augmented", str(corpus["emb_aug"]),
+                "--audio_dir", str(corpus["wav"]), "--text_dir", str(corpus["emb"]),
+                "--augmented_audio_dir", str(corpus["wav_aug"]),
+                "--augmented_text_dir", str(corpus["emb_aug"]),
                 "--sessions", *sessions, "--epochs", "1", "--num_workers", str(workers),
                 "--device", str(self.device), "--save_path", str(save), "--no-resume"]  # fmt: skip
         for s in sets:

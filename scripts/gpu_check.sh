@@ -36,4 +36,4 @@ if [ -n "$wheels" ]; then
   "$PYTHON" -m pip install --quiet --no-index --find-links "$wheels" -r "$wheels/requirements.txt"
 fi
 cd "$here"
-exec "$PYTHON" scripts/gpu_check.py ${args[@]+"${args[@]}"}
+exec "$PYTHON" -m scripts.gpu_check ${args[@]+"${args[@]}"}

@@ -5,8 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from data_prep import augment_audio, espeak, make_demo_corpus, prepare_iemocap
+from data_prep import augment_audio, espeak, prepare_iemocap
 from data_prep.augment_audio import EspeakEngine
+from data_prep.demo import make_corpus as make_demo_corpus
 from data_prep.espeak import Espeak, Prosody, Request, UnknownVoice
 from tests.fixtures import rows, write_csv
 

@@ -13,11 +13,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from scripts.check_torch import torch_build_problem
 from utils.precision import resolve_precision
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "scripts"))
-from check_torch import torch_build_problem  # noqa: E402
 
 CU126 = "torch==2.13.0 --index-url https://download.pytorch.org/whl/cu126"
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -132,3 +133,40 @@ def test_predict_cuts_long_audio_as_evaluate_does(tmp_path):
     [result] = json.loads((tmp_path / "p.json").read_text())
     probs = torch.tensor(list(result["probs"].values()))
     torch.testing.assert_close(probs, logits.softmax(-1), atol=1e-5, rtol=0)
+
+
+def test_run_sh_variables_set_the_config_key_of_their_name(tmp_path):
+    names = re.search(r'SETTINGS="([^"]*)"', (ROOT / "run.sh").read_text()).group(1).split()
+    flags = train.build_parser()._option_string_actions
+    assert {f"--{name.lower()}" for name in names} <= set(flags)
+    run_sh = ["sh", str(ROOT / "run.sh")]
+    env = {**ENV, "CSV_PATH": "nowhere.csv", "SAVE_PATH": "out"}
+    done = subprocess.run(run_sh, cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert done.returncode == 2
+    assert f"manifest CSV not found: {tmp_path / 'nowhere.csv'}" in done.stderr
+    done = subprocess.run([*run_sh, "--data_path_audio", "a", "--csv_path", "given.csv"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True)  # fmt: skip
+    assert f"manifest CSV not found: {tmp_path / 'given.csv'}" in done.stderr  # the flag wins
+    old = {**ENV, "ROBERTA": "emb"}  # an earlier name is refused, not ignored
+    done = subprocess.run(run_sh, cwd=tmp_path, env=old, capture_output=True, text=True)
+    assert done.returncode == 2 and "ROBERTA is now TEXT_DIR" in done.stderr
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["data_prep.prepare_iemocap", "--corpus", "empty", "--out_csv", "m.csv"],
+        ["data_prep.prepare_msp_podcast", "--corpus", "empty", "--out_csv", "m.csv"],
+        ["data_prep.embed_text", "--csv", "nowhere.csv"],
+        ["data_prep.augment_audio", "--csv", "nowhere.csv", "--out_dir", "aug"],
+        ["data_prep.demo.paraphrase", "--csv", "nowhere.csv"],
+    ],
+)
+def test_data_prep_scripts_end_a_user_error_with_one_line(command, tmp_path):
+    (tmp_path / "empty").mkdir()
+    env = {**ENV, "PYTHONPATH": str(ROOT)}  # as `python -m` from the checkout root would
+    done = subprocess.run([sys.executable, "-m", *command], cwd=tmp_path, env=env,
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("error: ") and "Traceback" not in done.stderr
+    assert ("empty" if "--corpus" in command else "nowhere.csv") in done.stderr

@@ -21,22 +21,38 @@ from utils.audio import MAX_AUDIO_SAMPLES
 
 SELECTIONS = ("val", "heldout", "last")
 LR_SCHEDULES = ("constant", "cosine", "linear")
-# Keys added after the first runs: left out of the config hash while they hold their default,
-# so a config that does not use them hashes as it did before they existed.
-_HASH_OPTIONAL_TRAIN = {
-    "lr_schedule": "constant",
-    "warmup_steps": 0,
-    "warmup_fraction": 0.0,
-    "min_lr_ratio": 0.0,
-    "text_dropout_utterances": 0.0,
+# The config hash (Experiment.hash) covers what defines the numbers. Never hashed: where the
+# files are, which device and kernels compute them, loader workers, the save cadence, and
+# which folds a run covers.
+_NOT_HASHED = {
+    "model": {"attention_implementation", "fast_dropout"},
+    "data": {"csv_path", "audio_dir", "text_dir", "augmented_audio_dir", "augmented_text_dir"},
+    "train": {"device", "num_workers", "save_every_steps", "sessions"},
 }
-# Runs made before `audio_padding` existed were trained with the published padding: that
-# value hashes as the key's absence, so those runs resume only when asked for it by name.
-_HASH_OPTIONAL_MODEL = {
-    "audio_padding": "published",
-    "auxiliary_losses": {"ctc": 1.0, "scl": 1.0, "acl": 1.0},
-}
-_HASH_OPTIONAL_DATA = {"corpus": "iemocap"}
+# The keys the first runs hashed, frozen: always hashed. Any other key (every one added since,
+# and every one added later, with no edit here) is hashed only where it differs from its
+# absence value, the value that does what runs made before it existed did: its default, unless
+# _ABSENT_AS says otherwise. So a new setting whose default keeps the earlier behaviour
+# changes no existing run's hash.
+_FIRST_HASHED = {
+    "model": frozenset({
+        "apply_spec_augment", "attention_dropout", "audio_encoder", "audio_encoder_overrides",
+        "audio_encoder_pretrained", "ctc_dropout", "ctc_vocab_size", "freeze_feature_encoder",
+        "hidden_dropout", "hidden_size", "intermediate_size", "lambda_aux", "layer_norm_eps",
+        "modalities", "num_attention_heads", "num_classes", "pooled_feature_norm",
+        "temperature", "text_dim", "use_acl", "use_ctc", "use_scl",
+    }),
+    "data": frozenset({"bucket", "cache_audio", "max_audio_samples", "on_bad_input", "pad_quantum"}),
+    "train": frozenset({
+        "accum_iter", "batch_size", "epochs", "eval_batch_size", "lr", "max_bad_steps",
+        "precision", "seed", "selection", "val_fraction", "weight_decay",
+    }),
+}  # fmt: skip
+# Runs made before `audio_padding` existed were trained with the published padding, not the
+# default "exact": that value hashes as the key's absence, so those runs resume only when asked
+# for it by name. Changing the default of a key that is not in _FIRST_HASHED needs the same:
+# its old default here, or runs that relied on it would resume under the new one.
+_ABSENT_AS = {("model", "audio_padding"): "published"}
 
 
 @dataclass
@@ -153,22 +169,17 @@ class Experiment:
 
     def hash(self) -> str:
         """A short hash of everything that defines the numbers (not paths, devices or kernels:
-        which attention kernel or dropout-mask generator runs is a speed choice)."""
-        d = self.to_dict()
-        for k in ("attention_implementation", "fast_dropout"):
-            d["model"].pop(k)
-        for k in ("csv_path", "audio_dir", "text_dir", "augmented_audio_dir", "augmented_text_dir"):
-            d["data"].pop(k)
-        for k in ("device", "num_workers", "save_every_steps", "sessions"):
-            d["train"].pop(k)
-        for section, optional in (
-            ("model", _HASH_OPTIONAL_MODEL),
-            ("data", _HASH_OPTIONAL_DATA),
-            ("train", _HASH_OPTIONAL_TRAIN),
-        ):
-            for k, default in optional.items():
-                if d[section][k] == default:
-                    d[section].pop(k)
+        which attention kernel or dropout-mask generator runs is a speed choice). A key added
+        after the first runs counts only where it differs from its absence value."""
+        d: dict[str, dict[str, Any]] = {}
+        for section, values in self.to_dict().items():
+            fields = {f.name: f for f in dataclasses.fields(getattr(self, section))}
+            d[section] = {
+                k: v
+                for k, v in values.items()
+                if k not in _NOT_HASHED[section]
+                and (k in _FIRST_HASHED[section] or v != _absence_value(section, fields[k]))
+            }
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
     def to_yaml(self) -> str:
@@ -176,6 +187,15 @@ class Experiment:
 
 
 SECTIONS = {"model": MMERConfig, "data": DataConfig, "train": TrainConfig}
+
+
+def _absence_value(section: str, f: dataclasses.Field) -> Any:
+    """What a key that runs made before it existed did not have: _ABSENT_AS, else its default."""
+    if (section, f.name) in _ABSENT_AS:
+        return _ABSENT_AS[section, f.name]
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return f.default
 
 
 def load_experiment(

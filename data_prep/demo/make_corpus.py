@@ -1,6 +1,6 @@
 """Synthesize a small corpus laid out exactly like IEMOCAP_full_release, for the offline demo.
 
-    python data_prep/make_demo_corpus.py --out data/demo/IEMOCAP_full_release
+    python -m data_prep.demo.make_corpus --out data/demo/IEMOCAP_full_release
 
 5 sessions x 2 speakers (F, M); per session improvised (`Ses01F_impro01`) and scripted
 (`Ses01F_script01_1`) dialogs, each spoken by its own eSpeak NG voice per speaker (40 distinct
@@ -33,9 +33,9 @@ import soundfile as sf
 import soxr
 from tqdm import tqdm
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from data_prep.demo_text import make_sentence  # noqa: E402
-from data_prep.espeak import (  # noqa: E402
+from data_prep.cli import run
+from data_prep.demo.text import make_sentence
+from data_prep.espeak import (
     Espeak,
     Prosody,
     Request,
@@ -116,8 +116,8 @@ def plan_corpus(utterances_per_speaker: int, seed: int) -> list[Utterance]:
                     pitch_offset=int(rng.integers(-3, 4)),
                     rate_factor=float(rng.uniform(0.95, 1.05)),
                 )
-                # drawn for the numpy synthesizer of versions <= 6; still drawn, so that the
-                # plan (voices, labels, sentences) stays that of version 6
+                # unused, still drawn so that the plan (voices, labels, sentences) stays
+                # that of earlier corpus versions (docs/data.md)
                 rng.uniform(180, 230)
         dialogs = [f"Ses0{session}{dg}_{dn}" for dg, dn in DIALOGS]
         per_dialog: dict[str, list[tuple[str, str]]] = {d: [] for d in dialogs}
@@ -239,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         "--jobs",
         type=int,
         default=1,
-        help="synthesis processes (one process speaks the 400 demo utterances in ~3 s)",
+        help="synthesis processes (one is enough for the demo's 400 utterances)",
     )
     parser.add_argument("--force", action="store_true", help="regenerate even if the corpus exists")
     args = parser.parse_args(argv)
@@ -247,12 +247,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         espeak = Espeak()
     except SynthesizerUnavailable as exc:
-        print(f"make_demo_corpus.py: cannot make the demo corpus: {exc}", file=sys.stderr)
+        print(f"data_prep.demo.make_corpus: cannot make the demo corpus: {exc}", file=sys.stderr)
         return 2
     root = Path(args.out)
-    # version 7: libespeak-ng through ctypes (1.52 from the wheel) instead of the espeak-ng
-    # program of the system (1.51 on Debian 12), trailing pause trimmed to 0.1 s; the plan is
-    # that of version 6
+    # what each version changed: docs/data.md, "The demo corpus"
     stamp = {
         "utterances_per_speaker": args.utterances_per_speaker,
         "seed": args.seed,
@@ -305,4 +303,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run(main))

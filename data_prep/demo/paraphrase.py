@@ -1,10 +1,10 @@
 """Paraphrases for the demo corpus into the CSV's AugmentedText, without a translation model.
 
-    python data_prep/paraphrase_demo.py --csv data/demo/demo.csv
+    python -m data_prep.demo.paraphrase --csv data/demo/demo.csv
 
 The offline stand-in for `augment_text.py` (back-translation needs an HF translation model):
 every phrase of a demo sentence is replaced by its hand-written rewording from
-`data_prep/demo_text.py` (same meaning, same emotion, other words). Only for sentences made by
+`data_prep/demo/text.py` (same meaning, same emotion, other words). Only for sentences made by
 the demo corpus generator; other text is left as it is. Idempotent: rows whose AugmentedText
 already differs from Sentences are kept unless --overwrite.
 """
@@ -12,14 +12,13 @@ already differs from Sentences are kept unless --overwrite.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from data_prep.demo_text import paraphrase  # noqa: E402
-from training.manifest import REQUIRED_COLUMNS, DataError  # noqa: E402
+from data_prep.cli import run
+from data_prep.demo.text import paraphrase
+from training.manifest import REQUIRED_COLUMNS, DataError
 
 
 def fill_paraphrases(csv: Path, overwrite: bool = False) -> tuple[int, int]:
@@ -51,4 +50,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run(main))
