@@ -10,7 +10,7 @@
 # Settings come from the environment (the defaults are the measured demo, docs/demo.md):
 #   DEMO_DATA=data/demo  DEMO_EXP=exp/demo  DEMO_CONFIG=configs/demo.yaml
 #   DEMO_UTTERANCES=40 (per speaker, 10 speakers)  DEMO_EPOCHS= (empty: the config's)
-#   DEMO_SESSIONS="1 2 3 4 5"  DEMO_SEED=0  PYTHON=python
+#   DEMO_SESSIONS="1 2 3 4 5"  DEMO_SEED=0  DEMO_JOBS= (empty: cores + 1)  PYTHON=python
 # A smaller corpus, another seed or other epochs need their own DEMO_DATA / DEMO_EXP (both
 # refuse what was made with other settings).
 set -eu
@@ -114,34 +114,25 @@ header "5/7" "augmentation: template paraphrases -> AugmentedText, their embeddi
 "$PYTHON" -m data_prep.augment_audio --csv "$CSV" --out_dir "$WAV_AUG" --engine espeak \
   --variants 1 --seed "$SEED"
 
-# The headline numbers run.sh passes as flags are read from the config (single source).
-eval "$("$PYTHON" - "$CONFIG" <<'PY'
-import sys
-import yaml
-c = yaml.safe_load(open(sys.argv[1]))
-m, t = c["model"], c["train"]
-print(f"LAMBDA={m['lambda_aux']} EPOCHS={t['epochs']} BATCH_SIZE={t['batch_size']} "
-      f"ACCUM={t['accum_iter']} LR={t['lr']}")
-PY
-)"
-EPOCHS=${EPOCHS_OVERRIDE:-$EPOCHS}
-
 run_sh() { # run_sh SAVE_PATH MODALITIES SESSION...
   save=$1 modalities=$2
   shift 2
+  # the settings are the config's; EPOCHS only when DEMO_EPOCHS overrides them (empty: unset)
   CONFIG=$CONFIG CSV_PATH=$CSV AUDIO_DIR=$WAV TEXT_DIR=$EMB AUGMENTED_AUDIO_DIR=$WAV_AUG \
-    AUGMENTED_TEXT_DIR=$EMB_AUG SAVE_PATH=$save LAMBDA_AUX=$LAMBDA EPOCHS=$EPOCHS \
-    BATCH_SIZE=$BATCH_SIZE ACCUM_ITER=$ACCUM LR=$LR SEED=$SEED PYTHON=$PYTHON \
-    sh run.sh --modalities "$modalities" --sessions "$@"
+    AUGMENTED_TEXT_DIR=$EMB_AUG SAVE_PATH=$save EPOCHS=$EPOCHS_OVERRIDE SEED=$SEED \
+    PYTHON=$PYTHON sh run.sh --modalities "$modalities" --sessions "$@"
 }
 
-# Folds train JOBS at a time (default: all of them), one thread each: the demo's 64-wide model
-# leaves a second thread mostly waiting, so one-thread folds side by side finish sooner than
-# two-thread folds one after another, and with one job per fold no core idles at the end
-# waiting for a last fold (docs/demo.md). Each job has its own directory; its finished folds are then
+# Folds train JOBS at a time, one thread each: the demo's 64-wide model leaves a second thread
+# mostly waiting, so one-thread folds side by side finish sooner than two-thread folds one after
+# another. One job more than there are cores keeps every core busy to the end (on 2 cores, 5
+# folds as 2 + 2 + 1 take the time of 2.5 folds, against 3 as 2 + 3) while each job holds
+# ~1.3 GB (docs/demo.md). Each job has its own directory; its finished folds are then
 # moved into SAVE_PATH, and a last run.sh over all sessions reads them back (nothing is
 # retrained) and writes the results. Re-running resumes, as run.sh does.
-JOBS=${DEMO_JOBS:-$(echo "$SESSIONS" | wc -w)}
+FOLDS=$(echo "$SESSIONS" | wc -w)
+CORES=$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)
+JOBS=${DEMO_JOBS:-$((CORES + 1 < FOLDS ? CORES + 1 : FOLDS))}
 train() { # train SAVE_PATH MODALITIES
   todo=""
   for s in $SESSIONS; do [ -f "$1/fold$s/result.json" ] || todo="$todo $s"; done
@@ -178,7 +169,7 @@ train() { # train SAVE_PATH MODALITIES
   run_sh "$1" "$2" $SESSIONS
 }
 
-header "6/7" "training: leave-one-session-out, sessions $SESSIONS, $EPOCHS epochs -> $EXP"
+header "6/7" "training: leave-one-session-out, sessions $SESSIONS, epochs ${EPOCHS_OVERRIDE:-as in $CONFIG} -> $EXP"
 train "$EXP" both
 FIRST=${SESSIONS%% *}
 echo "inference with fold $FIRST's checkpoint on session $FIRST:"
