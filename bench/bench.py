@@ -301,8 +301,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     args.train_utterances_given = args.train_utterances
     with tempfile.TemporaryDirectory(prefix="mmer-bench-") as tmp:
-        if args.work_dir is None:
-            args.work_dir = tmp
+        args.work_dir = str(Path(args.work_dir or tmp).resolve())  # workers run from the root
         Path(args.work_dir).mkdir(parents=True, exist_ok=True)
         out = run(args)
     if args.json:

@@ -155,7 +155,7 @@ def test_reference_mode_runs_the_published_choices(demo_bench):
 def test_make_bench_quick_run_reports_ratios_and_shares_of_peak(tmp_path):
     out = tmp_path / "bench.json"
     cmd = [sys.executable, "-m", "bench.bench", "--workload", "demo", "--modes", "reference,fast",
-           "--epochs", "1", "--warmup", "1", "--train-utterances", "8", "--utterances", "1",
+           "--epochs", "1", "--warmup", "1", "--train-utterances", "4", "--utterances", "1",
            "--infer-batch", "2", "--peak-n", "256", "--json", str(out)]  # fmt: skip
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
