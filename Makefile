@@ -39,7 +39,7 @@ demo-ablation: venv
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" sh scripts/demo.sh --ablation
 
 bench: venv
-	$(PY) bench/bench.py
+	$(PY) -m bench.bench --workload base,demo
 
 lint: venv
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

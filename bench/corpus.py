@@ -1,12 +1,15 @@
 """A generated corpus in the real file formats, IEMOCAP-sized by default: tones in noise.
 
-    python bench/corpus.py --out /tmp/corpus --utterances 5531 --text_dim 768
+    python -m bench.corpus --out /tmp/corpus --utterances 5531 --text_dim 768
 
 Writes `<out>/manifest.csv` (FileName, Sentences, Label, text, AugmentedText), 16 kHz PCM-16
-wavs in `<out>/wav/`, (1, T, text_dim) float32 embeddings in `<out>/emb/` and `<out>/emb_aug/`,
-and (with --augmented_audio) one `<voice>_<FileName>.wav` per utterance in `<out>/wav_aug/`.
-Lengths follow bench/workload.py (median 3.6 s); sessions are split like IEMOCAP's 5531
-utterances (1085 / 1023 / 1151 / 1031 / 1241). For speed checks only: nothing here is speech.
+wavs in `<out>/wav/`, (1, tokens, text_dim) float32 embeddings in `<out>/emb/` and
+`<out>/emb_aug/`, and (with --augmented_audio) one `<voice>_<FileName>.wav` per utterance in
+`<out>/wav_aug/`, the TTS view the ACL loss trains on. Lengths follow a workload of
+bench/workload.py (IEMOCAP-like by default: median 3.6 s); sessions are split like IEMOCAP's
+5531 utterances (1085 / 1023 / 1151 / 1031 / 1241) unless `session_sizes` says otherwise.
+Transcripts hold about 2.5 words per second (CTC targets as long as conversational speech's).
+For speed checks only: nothing here is speech.
 """
 
 from __future__ import annotations
@@ -19,23 +22,39 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.workload import augmented_lengths, utterance_lengths  # noqa: E402
+from bench.workload import BASE, SAMPLE_RATE, Workload, augmented_lengths
 
 SESSION_SHARES = np.array([1085, 1023, 1151, 1031, 1241]) / 5531
 LABELS = ("hap", "ang", "neu", "sad", "exc")
 WORDS = "you know i really did not think that it would go this way at all today".split()
+WORDS_PER_SECOND = 2.5
 
 
 def _wave(n: int, rng: np.random.Generator) -> np.ndarray:
-    t = np.arange(n) / 16000
+    t = np.arange(n) / SAMPLE_RATE
     wave = 0.3 * np.sin(2 * np.pi * rng.uniform(100, 300) * t) + 0.05 * rng.standard_normal(n)
     return wave.astype(np.float32)
 
 
+def _sessions(utterances: int, session_sizes: list[int] | None) -> np.ndarray:
+    """(utterances,) session number of each utterance."""
+    if session_sizes is None:
+        sizes = np.maximum(1, np.round(SESSION_SHARES * utterances)).astype(int)
+    else:
+        sizes = np.asarray(session_sizes, dtype=int)
+        if len(sizes) != 5 or sizes.sum() != utterances:
+            raise ValueError(
+                f"session_sizes {session_sizes}: need 5 counts summing to {utterances}"
+            )
+    sessions = np.repeat(np.arange(1, 6), sizes)
+    short = max(0, utterances - len(sessions))  # rounding: the rest go to session 5
+    return np.concatenate([sessions, np.full(short, 5)])[:utterances]
+
+
 def write_corpus(
     out: Path, utterances: int = 5531, text_dim: int = 768, augmented_audio: bool = False,
-    seed: int = 0,
+    seed: int = 0, *, workload: Workload = BASE, session_sizes: list[int] | None = None,
+    tokens: int = 12,
 ) -> dict[str, Path]:  # fmt: skip
     """Write the corpus (skipped if `out/manifest.csv` exists); return its paths."""
     paths = {k: out / k for k in ("wav", "emb", "emb_aug", "wav_aug")}
@@ -45,23 +64,22 @@ def write_corpus(
     for k in ("wav", "emb", "emb_aug", "wav_aug"):
         paths[k].mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    lengths, aug = (
-        utterance_lengths(utterances, seed),
-        augmented_lengths(utterance_lengths(utterances, seed), seed),
-    )
-    sessions = np.repeat(
-        np.arange(1, 6), np.maximum(1, np.round(SESSION_SHARES * utterances)).astype(int)
-    )
+    lengths = workload.lengths(utterances, seed)
+    aug = augmented_lengths(lengths, seed)
+    sessions = _sessions(utterances, session_sizes)
     rows = []
     for i in range(utterances):
-        name = f"Ses0{sessions[min(i, len(sessions) - 1)]}F_impro01_F{i:04d}"
-        words = " ".join(rng.choice(WORDS, size=10))
-        sf.write(paths["wav"] / f"{name}.wav", _wave(int(lengths[i]), rng), 16000, subtype="PCM_16")
+        name = f"Ses0{sessions[i]}F_impro01_F{i:04d}"
+        # at least 5 words: an embedding may not have more tokens than the sentence has bytes
+        n_words = max(5, round(lengths[i] / SAMPLE_RATE * WORDS_PER_SECOND))
+        words = " ".join(rng.choice(WORDS, size=n_words))
+        sf.write(paths["wav"] / f"{name}.wav", _wave(int(lengths[i]), rng), SAMPLE_RATE,
+                 subtype="PCM_16")  # fmt: skip
         if augmented_audio:
             sf.write(paths["wav_aug"] / f"Ses05M_script01_M_{name}.wav", _wave(int(aug[i]), rng),
-                     16000, subtype="PCM_16")  # fmt: skip
+                     SAMPLE_RATE, subtype="PCM_16")  # fmt: skip
         for d in ("emb", "emb_aug"):
-            emb = rng.standard_normal((1, 12, text_dim)).astype(np.float32)
+            emb = rng.standard_normal((1, tokens, text_dim)).astype(np.float32)
             np.save(paths[d] / f"{name}.npy", emb)
         rows.append({"FileName": name, "Sentences": words, "Label": LABELS[i % len(LABELS)],
                      "text": words.upper(), "AugmentedText": words})  # fmt: skip

@@ -1,6 +1,6 @@
 """The training data loader alone, in utterances per second (no model).
 
-    python bench/loader.py --corpus /tmp/corpus --workers 0 2 --batch_size 2
+    python -m bench.loader --corpus /tmp/corpus --workers 0 2 --batch_size 2
 
 Reads a corpus written by bench/corpus.py: decoding, crop, normalisation, the augmented
 view (TTS wavs if the corpus has them, else the signal-level fallback), embeddings, collate
@@ -16,8 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from training.data import MMERDataset, build_loader, set_epoch  # noqa: E402
+from training.data import MMERDataset, build_loader, set_epoch
 
 
 def measure(

@@ -1,78 +1,86 @@
-"""The benchmark's synthetic workload: IEMOCAP-like utterance lengths, batching, batches.
+"""The benchmark's workloads: which experiment is trained, and the shape of its corpus.
 
-No files are read: waveforms and text embeddings are random (speed does not depend on
-their values). Batches come from the training sampler (`training.data.LengthBucketSampler`);
-`padded_width` is `collate`'s own rule (training.data: pad up to a multiple of `pad_quantum` samples).
+    base   configs/mmer.yaml as published (wav2vec2-base shape, 768-wide fusion, random
+           weights), IEMOCAP-like utterances: log-normal, median 3.6 s, sigma 0.6
+    demo   configs/demo.yaml (`make demo`: 2-layer 64-wide encoder, MiniLM 384-d text),
+           utterances like the demo corpus' (median 2.2 s, sigma 0.47)
+
+The lengths here define the corpus `bench/corpus.py` writes; everything after that (crop,
+padding, batching) is the training code's own (`training/data.py`).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 
-from models.batch import Batch, View
-from training.data import LengthBucketSampler, padded_width
+from training.data import LengthBucketSampler, padding_fraction
 from utils.audio import MAX_AUDIO_SAMPLES
 
 SAMPLE_RATE = 16000  # Hz
-MAX_SAMPLES = MAX_AUDIO_SAMPLES  # the authors' crop
-TEXT_TOKENS = 12  # RoBERTa tokens per utterance, <s> and </s> included
-CHARS_PER_SECOND = 14  # CTC target length of conversational English, roughly
+IEMOCAP_UTTERANCES = 5531  # IEMOCAP-4: the epoch padding is estimated over
 
 
-def utterance_lengths(n: int, seed: int = 0) -> np.ndarray:
-    """(n,) int64 samples: log-normal, median 3.6 s, sigma 0.6, clipped to [0.6 s, 210000]."""
-    rng = np.random.default_rng(seed)
-    seconds = np.exp(rng.normal(math.log(3.6), 0.6, size=n))
-    return np.clip(np.round(seconds * SAMPLE_RATE), 0.6 * SAMPLE_RATE, MAX_SAMPLES).astype(np.int64)
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    config: str  # the experiment, configs/*.yaml
+    median_s: float  # utterance length: log-normal with this median (seconds) ...
+    sigma: float  # ... and this standard deviation of log-seconds
+    train_utterances: int  # utterances in one benchmark epoch (fold 1's training sessions)
+    tokens: int = 12  # text tokens per utterance (<s> and </s> included)
+    model_overrides: dict = field(default_factory=dict)
+
+    def lengths(self, n: int, seed: int = 0) -> np.ndarray:
+        """(n,) int64 samples, clipped to [0.6 s, the authors' 210000-sample cut]."""
+        rng = np.random.default_rng(seed)
+        seconds = np.exp(rng.normal(math.log(self.median_s), self.sigma, size=n))
+        return np.clip(
+            np.round(seconds * SAMPLE_RATE), 0.6 * SAMPLE_RATE, MAX_AUDIO_SAMPLES
+        ).astype(np.int64)
 
 
 def augmented_lengths(lengths: np.ndarray, seed: int = 0) -> np.ndarray:
     """TTS of a paraphrase: about as long as the original (x exp(N(0, 0.2))), same clipping."""
     rng = np.random.default_rng([seed, 1])
     scaled = lengths * np.exp(rng.normal(0.0, 0.2, size=len(lengths)))
-    return np.clip(np.round(scaled), 0.6 * SAMPLE_RATE, MAX_SAMPLES).astype(np.int64)
+    return np.clip(np.round(scaled), 0.6 * SAMPLE_RATE, MAX_AUDIO_SAMPLES).astype(np.int64)
 
 
-def batch_order(
-    lengths: np.ndarray, batch_size: int, bucket: bool, seed: int = 0
-) -> list[list[int]]:
-    """One epoch's batches of indices from the training sampler: shuffled random batches
-    (the reference), or length-bucketed ones (this project's default)."""
-    return list(LengthBucketSampler(lengths, batch_size, shuffle=True, seed=seed, bucket=bucket))
+WORKLOADS = {
+    # random weights: nothing to download, and speed does not depend on their values
+    "base": Workload(
+        "base",
+        "configs/mmer.yaml",
+        3.6,
+        0.6,
+        16,
+        model_overrides={"audio_encoder_pretrained": False},
+    ),  # fmt: skip
+    # a demo fold trains ~290 utterances per epoch in batches of 8; 96 keeps 12 steps
+    "demo": Workload("demo", "configs/demo.yaml", 2.2, 0.47, 96),
+}
+BASE = WORKLOADS["base"]
 
 
-def padding_fraction(batches: list[list[int]], views: list[np.ndarray], quantum: int) -> float:
-    """Share of the padded audio samples that are padding, over all `views` (length arrays)."""
-    real = padded = 0
-    for lengths in views:
-        for b in batches:
-            real += int(lengths[b].sum())
-            padded += padded_width(lengths[b], quantum) * len(b)
+def utterance_lengths(n: int, seed: int = 0) -> np.ndarray:
+    """(n,) int64 samples of IEMOCAP-like utterances (the base workload's distribution)."""
+    return BASE.lengths(n, seed)
+
+
+def epoch_padding(
+    workload: Workload, batch_size: int, bucket: bool, pad_quantum: int, seed: int = 0
+) -> float:
+    """Share of the padded audio samples that are padding over one IEMOCAP-sized epoch of
+    this workload's lengths, both views, batched by the training sampler with `collate`'s
+    padding rule (`training.data.padding_fraction`)."""
+    lengths = workload.lengths(IEMOCAP_UTTERANCES, seed)
+    batches = list(LengthBucketSampler(lengths, batch_size, shuffle=True, seed=seed, bucket=bucket))
+    real = padded = 0.0
+    for view in (lengths, augmented_lengths(lengths, seed)):
+        pad = padding_fraction(batches, view, pad_quantum)
+        real += float(view.sum())
+        padded += float(view.sum()) / (1.0 - pad)
     return 1.0 - real / padded
-
-
-def make_view(lengths: list[int], quantum: int, seed: int) -> View:
-    """Random unit-variance audio zero-padded to `padded_width`, 12 random 768-d tokens each."""
-    g = torch.Generator().manual_seed(seed)
-    audio = torch.zeros(len(lengths), padded_width(lengths, quantum))
-    for i, n in enumerate(lengths):
-        audio[i, :n] = torch.randn(int(n), generator=g)
-    text = torch.randn(len(lengths), TEXT_TOKENS, 768, generator=g)
-    mask = torch.ones(len(lengths), TEXT_TOKENS, dtype=torch.bool)
-    return View(audio, torch.as_tensor(lengths, dtype=torch.int64), text, mask)
-
-
-def make_batch(lengths: list[int], aug_lengths: list[int] | None, quantum: int, seed: int) -> Batch:
-    """A training (or, without `aug_lengths`, inference) batch with random labels and CTC ids."""
-    g = torch.Generator().manual_seed(seed)
-    chars = [max(1, round(n / SAMPLE_RATE * CHARS_PER_SECOND)) for n in lengths]
-    ctc = torch.full((len(lengths), max(chars)), -100, dtype=torch.int64)
-    for i, c in enumerate(chars):
-        ctc[i, :c] = torch.randint(4, 32, (c,), generator=g)
-    labels = torch.randint(0, 4, (len(lengths),), generator=g)
-    aug = None if aug_lengths is None else make_view(aug_lengths, quantum, seed + 1)
-    names = [f"utt{seed}_{i}" for i in range(len(lengths))]
-    return Batch(make_view(lengths, quantum, seed), labels, ctc, names, aug)

@@ -9,7 +9,7 @@ Steps (a failing step is recorded in summary.json and the next one runs):
                   random weights) under torch.cuda.set_sync_debug_mode("warn"): host syncs
   sdpa_vs_eager   SDPA against eager attention: logits of the same weights
   bf16_weights    bf16-weight inference against fp32: logits and argmax agreement
-  bench           bench/bench.py --device DEV
+  bench           python -m bench.bench --device DEV
   epoch_wN        one epoch of fold 1, paper configuration, generated IEMOCAP-sized corpus,
                   with 0 and 8 loader workers: wall time, audio-s/s, GPU use (nvidia-smi)
   infer           infer.sh on that fold
@@ -44,6 +44,20 @@ TINY = {
 }
 
 
+def _random_view(lengths, g: torch.Generator):
+    """Random unit-variance audio zero-padded like `collate` (quantum 4000), 12 random
+    768-d tokens each."""
+    from models.batch import View
+    from training.data import padded_width
+
+    audio = torch.zeros(len(lengths), padded_width(lengths, 4000))
+    for i, n in enumerate(lengths):
+        audio[i, :n] = torch.randn(int(n), generator=g)
+    text = torch.randn(len(lengths), 12, 768, generator=g)
+    mask = torch.ones(len(lengths), 12, dtype=torch.bool)
+    return View(audio, torch.as_tensor(lengths, dtype=torch.int64), text, mask)
+
+
 class Check:
     def __init__(self, out: Path, device: str, utterances: int, python: str):
         self.out, self.device, self.python = out, torch.device(device), python
@@ -66,10 +80,20 @@ class Check:
         return MMERModel(MMERConfig(**cfg_dict)).to(self.device)
 
     def batch(self, n: int = 2, seed: int = 0):
+        """A random training batch of `n` IEMOCAP-like utterances (both views, quantum 4000)."""
         from bench import workload
+        from models.batch import Batch
 
         lengths = workload.utterance_lengths(n, seed)
-        return workload.make_batch(lengths, workload.augmented_lengths(lengths, seed), 4000, seed)
+        aug = workload.augmented_lengths(lengths, seed)
+        g = torch.Generator().manual_seed(seed)
+        chars = [max(1, round(int(k) / 16000 * 14)) for k in lengths]  # ~14 characters a second
+        ctc = torch.full((n, max(chars)), -100, dtype=torch.int64)
+        for i, c in enumerate(chars):
+            ctc[i, :c] = torch.randint(4, 32, (c,), generator=g)
+        labels = torch.randint(0, 4, (n,), generator=g)
+        return Batch(_random_view(lengths, g), labels, ctc, [f"utt{i}" for i in range(n)],
+                     _random_view(aug, g))  # fmt: skip
 
     def run(self, name: str, cmd: list[str], **kw) -> subprocess.CompletedProcess:
         log = self.out / f"{name}.log"
@@ -170,10 +194,11 @@ class Check:
 
     def bench(self) -> dict:
         json_out = self.out / "bench.json"
-        cmd = [self.python, "bench/bench.py", "--device", str(self.device), "--json", str(json_out)]
+        cmd = [self.python, "-m", "bench.bench", "--device", str(self.device),
+               "--json", str(json_out)]  # fmt: skip
         if self.tiny:
-            cmd += ["--modes", "fast", "--steps", "1", "--warmup", "1", "--utterances", "1",
-                    "--infer-batch", "2"]  # fmt: skip
+            cmd += ["--modes", "fast", "--epochs", "1", "--warmup", "1", "--train-utterances", "2",
+                    "--utterances", "1", "--infer-batch", "2"]  # fmt: skip
         self.run("bench", cmd)
         return json.loads(json_out.read_text())
 
