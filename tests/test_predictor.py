@@ -20,6 +20,7 @@ from models.checkpoint import INFO_NAME, CheckpointInfo, save_model
 from models.config import MMERConfig
 from models.mmer import MMERModel
 from models.text_encoder import TextEncoder, TextEncoderInfo
+from training.data import pad_view
 
 from .conftest import TINY
 
@@ -234,3 +235,21 @@ def test_evaluate_with_asr_transcripts(minilm_model, minilm_corpus, tiny_asr, tm
     assert infer.main(argv) == 0
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["transcripts"] == "asr" and report["n"] == 3
+
+
+@pytest.mark.parametrize("padding", ["exact", "published"])
+def test_a_lone_utterance_is_scored_unpadded(tmp_path, padding):
+    """Batch 1 is the authors' way of scoring: no padding, whatever `audio_padding` says (with
+    `published` the quantum's zeros would move the logits)."""
+    torch.manual_seed(4)
+    model = MMERModel(MMERConfig(**{**TINY, "audio_padding": padding})).eval()
+    path = save_model(model, tmp_path / "ckpt", CheckpointInfo(pad_quantum=4000))
+    predictor = Predictor.load(path, precision="fp32")
+    rng = np.random.default_rng(4)
+    audio = rng.standard_normal(9000).astype(np.float32)  # 9000: not a multiple of 4000
+    text = rng.standard_normal((5, 32)).astype(np.float32)
+    unpadded = model(pad_view([audio], [text], 1), with_ctc=False).logits
+    padded = model(pad_view([audio], [text], 4000), with_ctc=False).logits
+    torch.testing.assert_close(predictor.logits([audio], [text]), unpadded, atol=1e-6, rtol=0)
+    if padding == "published":  # what the test guards against: padding changes these logits
+        assert (padded - unpadded).abs().max() > 1e-3
