@@ -155,8 +155,7 @@ class ModeRunner:
         start = self.timer.now()
         trainer.train_epoch()
         elapsed = self.timer.now() - start
-        s = trainer.state  # what the trainer's epoch loop does after train_epoch
-        s.epoch, s.batches_done, s.running, s.running_count = s.epoch + 1, 0, {}, 0
+        trainer.state.next_epoch()  # as the trainer's epoch loop does after train_epoch
         batches = self.fed.take()
         if not timed:
             return

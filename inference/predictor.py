@@ -127,8 +127,8 @@ class Predictor:
         for start in range(0, len(audios), self.batch_size):
             chunk = audios[start : start + self.batch_size]
             # A lone utterance is not padded: the quantum exists to share one width in a batch
-            # (and kernel plans across batches), and unpadded it is both the authors' way of
-            # scoring and ~6 % faster, new kernel plans included (docs/performance.md).
+            # (and kernel plans across batches); unpadded is the authors' way of scoring, and
+            # faster even with new kernel plans (docs/performance.md).
             quantum = self.info.pad_quantum if len(chunk) > 1 else 1
             view = pad_view(chunk, texts[start : start + self.batch_size], quantum)
             out.append(self.backend(view))

@@ -89,6 +89,12 @@ class FoldState:
         for f in dataclasses.fields(self):
             setattr(self, f.name, getattr(restored, f.name))
 
+    def next_epoch(self) -> None:
+        """Count the epoch as done: the next one starts at its first batch, with fresh sums."""
+        self.epoch += 1
+        self.batches_done = 0
+        self.running, self.running_count = {}, 0
+
     def mean_losses(self) -> dict[str, float]:
         """The epoch's mean loss parts over its finite micro-batches so far."""
         return {k: v / max(1, self.running_count) for k, v in self.running.items()}
@@ -332,9 +338,7 @@ class FoldTrainer:
     def end_epoch(self, record: dict, writer: Any) -> None:
         """Count the epoch as done, log it and save the state."""
         s = self.state
-        s.epoch += 1
-        s.batches_done = 0
-        s.running, s.running_count = {}, 0
+        s.next_epoch()
         s.history.append(record)
         if self.ctx.is_main:
             write_text_atomic(
