@@ -41,6 +41,7 @@ from training.flags import add_flag
 from training.manifest import DataError, format_skipped, read_manifest, select_groups
 from utils.errors import MMERError
 from utils.io import write_json_atomic, write_text_atomic
+from utils.memory import retain_freed_memory
 from utils.precision import PRECISIONS
 from utils.reporting import write_predictions_csv
 
@@ -278,6 +279,7 @@ COMMANDS = {"evaluate": evaluate, "predict": predict_files, "export": export}
 
 
 def main(argv: list[str] | None = None) -> int:
+    retain_freed_memory()  # no page faults for activations freed and allocated each call
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)

@@ -26,6 +26,7 @@ from training.flags import add_setting_flags, overrides_from_args
 from training.trainer import Interrupted, TrainingError, merge_runs, run_loso
 from utils.distributed import init_distributed, shutdown
 from utils.errors import MMERError
+from utils.memory import retain_freed_memory
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,6 +62,7 @@ def start_over(save_path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    retain_freed_memory()  # no page faults for activations freed and allocated each step
     args = build_parser().parse_args(argv)
     try:
         if args.merge_results:

@@ -4,9 +4,9 @@ trainer (`training.trainer.FoldTrainer`) and the real `inference.Predictor`.
 A mode changes only what it names; everything else is the workload's experiment as shipped
 (`configs/mmer.yaml` or `configs/demo.yaml`). `fast` is therefore this project's defaults,
 and `reference` the published pipeline's choices: fp32, eager attention, random batches
-padded to the batch maximum, the authors' padding behaviour, torch dropout and torch's
-default (unfused) AdamW. The batch size stays the experiment's (the paper's 2 x 4 in
-configs/mmer.yaml).
+padded to the batch maximum, the authors' padding behaviour, torch dropout, torch's default
+(unfused) AdamW and glibc's default allocator behaviour. The batch size stays the
+experiment's (the paper's 2 x 4 in configs/mmer.yaml).
 """
 
 from __future__ import annotations
@@ -36,6 +36,9 @@ class Mode:
     # used, in place of the trainer's fused one (the same update)
     fused_adamw: bool = True
     onnx: bool = False  # inference through `infer.py export`'s graph in onnxruntime; no training
+    # train.py and infer.py keep freed memory in the process (utils/memory.py); False: glibc's
+    # default, which returns large blocks to the kernel on free, as the published scripts ran
+    retain_memory: bool = True
 
     def overrides(self) -> dict[str, dict]:
         """{section: {key: value}} for `load_experiment`, only what this mode sets."""
@@ -54,7 +57,8 @@ class Mode:
 
 
 REFERENCE = Mode(precision="fp32", attention="eager", bucket=False, quantum=1,
-                 fast_dropout=False, padding="published", fused_adamw=False)  # fmt: skip
+                 fast_dropout=False, padding="published", fused_adamw=False,
+                 retain_memory=False)  # fmt: skip
 FAST = Mode()
 MODES = {
     "reference": REFERENCE,
@@ -69,6 +73,7 @@ MODES = {
     "fast-unfused": replace(FAST, fused_adamw=False),
     "fast-torchdropout": replace(FAST, fast_dropout=False),
     "fast-published": replace(FAST, padding="published"),  # what padding-exactness costs
+    "fast-malloc": replace(FAST, retain_memory=False),  # glibc's default allocator behaviour
     # Serving: `infer.py export` + onnxruntime (no training figures: its training is fast's).
     "fast-onnx": replace(FAST, onnx=True),
 }

@@ -33,6 +33,7 @@ from training.data import MMERDataset, build_loader, load_embedding
 from training.manifest import read_manifest, select_groups
 from training.trainer import FoldTrainer
 from utils.distributed import DistContext
+from utils.memory import retain_freed_memory
 from utils.precision import resolve_device, resolve_precision
 
 WARMUP_UTTERANCES = 2  # of the held-out session, untimed, before batch-1 and batched inference
@@ -97,6 +98,8 @@ class ModeRunner:
 
     def __init__(self, name: str, args: argparse.Namespace):
         self.name, self.mode, self.args = name, MODES[name], args
+        if self.mode.retain_memory:
+            retain_freed_memory()  # as train.py and infer.py do at start
         self.workload = WORKLOADS[args.workload]
         self.device = resolve_device(args.device)
         if self.device.type == "cpu":
