@@ -13,7 +13,7 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from bench import workload
+from bench import breakdown, workload
 from bench.bench import parse_args
 from bench.corpus import write_corpus
 from bench.flops import inference_flops, training_flops
@@ -150,6 +150,26 @@ def test_reference_mode_runs_the_published_choices(demo_bench):
     result = runner.result()
     assert result["infer_utterances"] == 1 and result["infer_rtf"] > 0
     assert result["infer_rtf_batched"] > 0 and "train_audio_s_per_s" not in result
+
+
+def test_breakdown_splits_the_real_loop_into_its_parts(demo_bench):
+    """`python -m bench.breakdown`: the parts of a training epoch and of batch-1 prediction
+    are timed inside the real trainer and Predictor, and nested parts fit in their parents."""
+    args, _ = demo_bench
+    runner = ModeRunner("fast", args)
+    epoch, parts = breakdown.training(runner, epochs=1)
+    assert runner.epochs_timed == 1
+    forward, encoder = parts["forward (both views, losses)"], parts["  audio encoder"]
+    inner = ("    CNN feature encoder", "    positional convolution", "    transformer layers")
+    assert 0 < encoder <= forward and parts["backward"] > 0 and parts["optimizer step"] > 0
+    assert all(parts[k] > 0 for k in inner) and sum(parts[k] for k in inner) <= encoder
+    top = ("forward (both views, losses)", "backward", "optimizer step", "data, bookkeeping")
+    assert parts["data, bookkeeping"] >= 0
+    assert sum(parts[k] for k in top) == pytest.approx(epoch)
+    total, audio, parts = breakdown.prediction(runner, utterances=1)
+    assert 0 < parts["  audio encoder"] <= parts["forward"] <= total
+    wav = Path(runner.exp.data.audio_dir) / f"{runner.timed_rows.FileName[0]}.wav"
+    assert audio == pytest.approx(audio_io.probe(wav).samples_16k / 16000)
 
 
 def test_make_bench_quick_run_reports_ratios_and_shares_of_peak(tmp_path):
