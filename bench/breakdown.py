@@ -27,6 +27,7 @@ import torch
 from bench.bench import parse_args as bench_args
 from bench.bench import workload_corpus
 from bench.machine import device_name
+from bench.modes import MODES
 from bench.runner import ModeRunner
 from bench.workload import WORKLOADS
 from models.batch import Batch
@@ -90,7 +91,8 @@ def training(runner: ModeRunner, epochs: int) -> tuple[float, Counter]:
     trainer.forward_backward = timed(steps, "step", trainer.forward_backward)
     trainer.optimizer_step = timed(steps, "optimizer step", trainer.optimizer_step)
     runner.train_unit(0)  # untimed warm-up epoch
-    clock.seconds.clear(), steps.clear()
+    clock.seconds.clear()
+    steps.clear()
     start = time.perf_counter()
     for epoch in range(1, epochs + 1):
         runner.train_unit(epoch)
@@ -106,9 +108,7 @@ def training(runner: ModeRunner, epochs: int) -> tuple[float, Counter]:
 
 def prediction(runner: ModeRunner, utterances: int) -> tuple[float, float, Counter]:
     predictor = runner._ensure_predictor()
-    model = getattr(predictor.backend, "model", None)
-    if model is None:
-        raise SystemExit("the breakdown needs a torch model (not an ONNX mode)")
+    model = predictor.backend.model  # a torch mode's (main() offers no ONNX mode)
     clock = Clock()
     clock.watch(model, "forward")
     clock.watch_encoder(model)
@@ -137,8 +137,9 @@ def print_split(title: str, total: float, parts: Counter, unit: str) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--workload", default="base")
-    p.add_argument("--mode", default="fast")
+    p.add_argument("--workload", default="base", choices=sorted(WORKLOADS))
+    torch_modes = sorted(name for name, mode in MODES.items() if not mode.onnx)
+    p.add_argument("--mode", default="fast", choices=torch_modes)
     p.add_argument("--epochs", type=int, default=2, help="timed epochs, after one untimed")
     p.add_argument("--train-utterances", type=int, default=None,
                    help="utterances per training epoch (default: the workload's)")  # fmt: skip
