@@ -13,10 +13,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# A step allocates, touches and frees four tensors of 36-64 MB (above the largest threshold at
-# which glibc would keep them by default: activations of a long utterance); after
-# 20 untimed steps, report the page faults of the next 10 and how much the peak resident
-# memory grew in them.
+# A step allocates, touches and frees four tensors of 36-64 MB (above the largest size glibc
+# would ever keep by default; activations of a long utterance). After 20 untimed steps, report
+# the page faults of the next 10 and how much the peak resident memory grew in them.
 PROBE = """
 import json, resource, sys
 import torch

@@ -31,16 +31,16 @@ def retain_freed_memory() -> bool:
     global _applied
     if _applied:
         return True
-    if os.environ.get("MMER_RETAIN_FREED_MEMORY", "1") == "0" or not sys.platform.startswith(
-        "linux"
-    ):
+    switched_off = os.environ.get("MMER_RETAIN_FREED_MEMORY", "1") == "0"
+    if switched_off or not sys.platform.startswith("linux"):
         return False
     try:
-        libc = ctypes.CDLL(None)
-        mallopt, gnu_version = libc.mallopt, libc.gnu_get_libc_version
-    except (OSError, AttributeError):  # not glibc (musl, ...)
+        libc = ctypes.CDLL(None)  # the process's own C library
+    except OSError:
         return False
-    del gnu_version
+    if not hasattr(libc, "gnu_get_libc_version"):  # not glibc (musl, ...): other knobs
+        return False
+    mallopt = libc.mallopt
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     # No block of its own mmap (so none is unmapped on free), and never trim the heap's top.
     _applied = bool(mallopt(M_MMAP_MAX, 0)) and bool(mallopt(M_TRIM_THRESHOLD, INT_MAX))
