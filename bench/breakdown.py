@@ -21,14 +21,13 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import soundfile as sf
 import torch
 
 from bench.bench import parse_args as bench_args
 from bench.bench import workload_corpus
 from bench.machine import device_name
 from bench.modes import MODES
-from bench.runner import ModeRunner
+from bench.runner import WARMUP_UTTERANCES, ModeRunner
 from bench.workload import WORKLOADS
 from models.batch import Batch
 
@@ -106,27 +105,24 @@ def training(runner: ModeRunner, epochs: int) -> tuple[float, Counter]:
     return total / epochs, Counter({k: v / epochs for k, v in parts.items()})
 
 
-def prediction(runner: ModeRunner, utterances: int) -> tuple[float, float, Counter]:
-    predictor = runner._ensure_predictor()
-    model = predictor.backend.model  # a torch mode's (main() offers no ONNX mode)
+def prediction(runner: ModeRunner) -> tuple[float, float, Counter]:
+    """Batch-1 predictions of the runner's timed held-out utterances (after the untimed
+    warm-up ones): (seconds, audio seconds, parts)."""
+    model = runner._ensure_predictor().backend.model  # a torch mode's (main() offers no ONNX)
     clock = Clock()
     clock.watch(model, "forward")
     clock.watch_encoder(model)
-    for i in range(2):  # untimed warm-up utterances
+    for i in range(WARMUP_UTTERANCES):
         runner.infer_unit("b1", i)
     clock.seconds.clear()
     before = runner.totals["b1_s"]
-    for i in range(2, 2 + utterances):
+    for i in range(WARMUP_UTTERANCES, WARMUP_UTTERANCES + len(runner.timed_rows)):
         runner.infer_unit("b1", i)
     total = runner.totals["b1_s"] - before
     clock.remove()
     parts = Counter(clock.seconds)
     parts["decoding, preparation, softmax"] = total - parts["forward"]
-    rows = runner.timed_rows.iloc[:utterances]
-    audio = sum(
-        sf.info(Path(runner.exp.data.audio_dir) / f"{n}.wav").duration for n in rows.FileName
-    )
-    return total, audio, parts
+    return total, sum(runner.timed_set().lengths) / 16000, parts
 
 
 def print_split(title: str, total: float, parts: Counter, unit: str) -> None:
@@ -160,7 +156,7 @@ def main(argv: list[str] | None = None) -> None:
               f"{torch.get_num_threads()} threads, torch {torch.__version__}")  # fmt: skip
         epoch, parts = training(runner, own.epochs)
         print_split("training, per epoch", epoch, parts, f"({args.train_utterances} utterances)")
-        total, audio, parts = prediction(runner, own.utterances)
+        total, audio, parts = prediction(runner)
         print_split("batch-1 prediction", total, parts, f"for {audio:.1f} s of audio "
                     f"(RTF {total / audio:.3f})")  # fmt: skip
 

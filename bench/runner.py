@@ -224,10 +224,15 @@ class ModeRunner:
                             pad_quantum=info.pad_quantum)  # fmt: skip
 
     # -- figures ---------------------------------------------------------------------------
+    def timed_set(self) -> MMERDataset:
+        """The timed held-out utterances as the data code reads them (lengths after the cut)."""
+        d = self.exp.data
+        return MMERDataset(self.timed_rows, d.audio_dir, d.text_dir, text_dim=self.cfg.text_dim,
+                           max_audio_samples=d.max_audio_samples, log=lambda msg: None)  # fmt: skip
+
     def result(self) -> dict:
         t, d = self.totals, self.exp.data
-        timed = MMERDataset(self.timed_rows, d.audio_dir, d.text_dir, text_dim=self.cfg.text_dim,
-                            max_audio_samples=d.max_audio_samples, log=lambda msg: None)  # fmt: skip
+        timed = self.timed_set()
         tokens = [
             load_embedding(Path(d.text_dir) / f"{n}.npy", self.cfg.text_dim).shape[0]
             for n in timed.names

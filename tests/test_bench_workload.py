@@ -166,7 +166,7 @@ def test_breakdown_splits_the_real_loop_into_its_parts(demo_bench):
     top = ("forward (both views, losses)", "backward", "optimizer step", "data, bookkeeping")
     assert parts["data, bookkeeping"] >= 0
     assert sum(parts[k] for k in top) == pytest.approx(epoch)
-    total, audio, parts = breakdown.prediction(runner, utterances=1)
+    total, audio, parts = breakdown.prediction(runner)
     assert 0 < parts["  audio encoder"] <= parts["forward"] <= total
     wav = Path(runner.exp.data.audio_dir) / f"{runner.timed_rows.FileName[0]}.wav"
     assert audio == pytest.approx(audio_io.probe(wav).samples_16k / 16000)
